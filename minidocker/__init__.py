@@ -1,0 +1,17 @@
+"""minidocker: Docker rebuilt from the Linux kernel up, chapter by chapter, to learn from.
+
+Read the modules in chapter order:
+
+    kernel.py      the system calls, each quoting its man page      (chapter 1)
+    trace.py       how each step is recorded for --explain
+    cgroups/       resource limits: one interface, a v1 and a v2 driver
+    rootfs.py      overlayfs, /proc, /dev, pivot_root vs chroot
+    launch.py      how a fork(2) becomes a container
+    init.py        --init: a PID 1 that reaps and forwards signals    (chapter 2)
+    spec.py        flag values and Docker's ENTRYPOINT + CMD rule
+    store.py       containers on disk; images.py: the base image
+    supervisor.py  the shim beside each container; enter.py: exec
+    api.py         the Python API; cli.py: the command line over it
+"""
+
+__version__ = "0.1.0"

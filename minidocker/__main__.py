@@ -1,0 +1,3 @@
+from minidocker.cli import entry_point
+
+entry_point()

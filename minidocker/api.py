@@ -1,0 +1,389 @@
+"""The Python API: what the CLI, the notebooks and the exercises all call (chapter 2).
+
+Each function is one Docker command.  The CLI (`minidocker.cli`) only parses
+flags and prints; everything that happens is here, so a notebook that calls
+``api.run(...)`` does exactly what ``minidocker run`` does -- and gets the
+same explain trace back (:func:`last_trace`).
+
+    from minidocker import api
+    c = api.create("busybox", ["sh", "-c", "echo hi"], memory="32m")
+    api.start(c)            # detached, like `docker start`
+    api.wait(c)             # -> 0
+    print(api.logs(c))      # b'hi\\n'
+"""
+
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+
+from minidocker import cgroups, images, kernel, rootfs, spec, store as store_module, supervisor, trace
+from minidocker.errors import Conflict, MinidockerError
+from minidocker.store import NEVER, Store, now
+
+
+@dataclass
+class Options:
+    """`docker create` / `docker run` options, named as Docker names them."""
+
+    name: str | None = None
+    cidfile: str | None = None
+    env: list[str] = field(default_factory=list)
+    workdir: str | None = None
+    user: str | None = None
+    hostname: str | None = None
+    entrypoint: str | None = None
+    tty: bool = False
+    interactive: bool = False
+    rm: bool = False
+    init: bool = False
+    memory: int | str | None = None
+    cpus: float | str | None = None
+    cpu_shares: int | None = None
+    pids_limit: int | None = None
+    pid: str = "private"  # or "host"
+    uts: str = "private"
+    ipc: str = "private"
+    network: str = "none"  # "host"; bridge networking arrives in chapter 5
+    userns: str = "host"  # or "remap": container root is host uid 100000
+    chroot: bool = False  # change root with chroot(2) instead of pivot_root(2) (teaching mode)
+
+
+def _store(store: Store | None) -> Store:
+    return store or Store()
+
+
+# -- create / start / run -----------------------------------------------------------------
+
+
+def create(image: str, command: list[str] | None = None, options: Options | None = None,
+           store: Store | None = None, **option_values) -> str:
+    """docker create: write the container's record and files; start nothing. Returns the ID."""
+    store = _store(store)
+    o = options or Options(**option_values)
+    memory = spec.parse_memory(o.memory) if isinstance(o.memory, str) else o.memory
+    cpus = spec.parse_cpus(o.cpus) if isinstance(o.cpus, str) else o.cpus
+    for flag, value in [("--pid", o.pid), ("--uts", o.uts), ("--ipc", o.ipc)]:
+        spec.parse_mode(value, flag, ("private", "host"))
+    spec.parse_mode(o.network, "--network", ("none", "host"))
+    spec.parse_mode(o.userns, "--userns", ("host", "remap"))
+    if o.hostname and o.uts == "host":
+        raise MinidockerError("conflicting options: --hostname and --uts host")
+    if o.name is not None and not store_module.valid_name(o.name):
+        raise MinidockerError(f'Invalid container name ({o.name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed')
+    img = images.get(store, image)
+    run_config = img.runtime_config
+    command_line = spec.resolve_command(run_config.get("Entrypoint"), run_config.get("Cmd"),
+                                        o.entrypoint, list(command or []))
+    cidfile_fd = _claim_cidfile(o.cidfile)
+    cid = store_module.new_id()
+    container_dir = store.container_dir(cid)
+    try:
+        with store.lock():
+            name = o.name or _free_generated_name(store)
+            store.check_name_free(name)
+            os.makedirs(container_dir, mode=0o711)
+            hostname = o.hostname or (os.uname().nodename if o.uts == "host" else cid[:12])
+            record = {
+                "Id": cid, "Created": now(), "Path": command_line[0], "Args": command_line[1:],
+                "Name": "/" + name, "Image": img.id,
+                "Config": {
+                    "Hostname": hostname, "User": o.user or run_config.get("User", ""),
+                    "Env": spec.merge_env(run_config.get("Env", []), o.env),
+                    "Cmd": list(command) if command else run_config.get("Cmd"),
+                    "Entrypoint": [o.entrypoint] if o.entrypoint else run_config.get("Entrypoint"),
+                    "Image": image, "WorkingDir": o.workdir or run_config.get("WorkingDir", ""),
+                    "Tty": o.tty, "OpenStdin": o.interactive,
+                },
+                "HostConfig": {
+                    "Memory": memory or 0, "NanoCpus": int((cpus or 0) * 1e9), "CpuShares": o.cpu_shares or 0,
+                    "PidsLimit": o.pids_limit or 0, "PidMode": o.pid, "UTSMode": o.uts, "IpcMode": o.ipc,
+                    "NetworkMode": o.network, "UsernsMode": o.userns, "AutoRemove": o.rm, "Init": o.init,
+                    "ChangeRoot": "chroot" if o.chroot else "pivot_root",
+                },
+                "State": {"Status": "created", "Running": False, "Pid": 0, "ExitCode": 0, "Error": "",
+                          "OOMKilled": False, "StartedAt": NEVER, "FinishedAt": NEVER},
+                "LogPath": f"{container_dir}/container.log",
+                "HostnamePath": f"{container_dir}/hostname", "HostsPath": f"{container_dir}/hosts",
+                "ResolvConfPath": f"{container_dir}/resolv.conf",
+                "GraphDriver": {"Name": "overlay", "Data": {
+                    "LowerDir": ":".join(reversed(img.layer_dirs)), "UpperDir": f"{container_dir}/upper",
+                    "WorkDir": f"{container_dir}/work", "MergedDir": f"{container_dir}/rootfs"}},
+            }
+            _make_container_files(container_dir, record)
+            store.save(record)
+    except BaseException:
+        store.delete(cid)
+        if cidfile_fd is not None:
+            os.close(cidfile_fd)
+            os.unlink(o.cidfile)
+        raise
+    if cidfile_fd is not None:
+        os.write(cidfile_fd, cid.encode())
+        os.close(cidfile_fd)
+    return cid
+
+
+def _claim_cidfile(path: str | None) -> int | None:
+    """--cidfile: created exclusively, so two containers can never claim the same file."""
+    if path is None:
+        return None
+    try:
+        return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    except FileExistsError:
+        raise Conflict(f"Container ID file found, make sure the other container isn't running or delete {path}") \
+            from None
+    except OSError as e:
+        raise MinidockerError(f"cannot create cidfile {path}: {e.strerror}") from None
+
+
+def _free_generated_name(store: Store) -> str:
+    taken = {r["Name"] for r in store.records()}
+    for _ in range(100):
+        name = store_module.generate_name()
+        if "/" + name not in taken:
+            return name
+    return f"{store_module.generate_name()}_{os.getpid()}"
+
+
+def _make_container_files(container_dir: str, record: dict) -> None:
+    owner = 100000 if record["HostConfig"]["UsernsMode"] == "remap" else 0
+    for d in ("upper", "work", "rootfs"):
+        os.makedirs(f"{container_dir}/{d}", mode=0o755)
+        os.chown(f"{container_dir}/{d}", owner, owner)
+    rootfs.write_etc_files(container_dir, record["Config"]["Hostname"], record["HostConfig"]["NetworkMode"])
+    open(record["LogPath"], "ab").close()
+
+
+def start(ref: str, attach: bool = False, on_ready=None, store: Store | None = None) -> int | None:
+    """docker start: run a created (or exited) container. Detached unless attach=True (then returns its exit code)."""
+    store = _store(store)
+    cid = store.resolve(ref)
+    record = store.load(cid)
+    if record["State"]["Running"]:
+        return None
+    trace.take()
+    if attach:
+        return supervisor.supervise(store, cid, attach=True, on_ready=on_ready)
+    supervisor.spawn_detached(store, cid)
+    return None
+
+
+def run(image: str, command: list[str] | None = None, options: Options | None = None, detach: bool = False,
+        on_ready=None, store: Store | None = None, **option_values) -> tuple[str, int | None]:
+    """docker run = create + start. Returns (container ID, exit code or None when detached)."""
+    store = _store(store)
+    trace.take()
+    cid = create(image, command, options, store=store, **option_values)
+    o = options or Options(**option_values)
+    try:
+        if detach:
+            supervisor.spawn_detached(store, cid)
+            return cid, None
+        return cid, supervisor.supervise(store, cid, attach=True, on_ready=on_ready)
+    except MinidockerError:
+        if o.rm:
+            store.delete(cid)
+        raise
+
+
+def last_trace() -> list[trace.Step]:
+    """The kernel steps of the last create/start/run/exec in this process: what --explain prints."""
+    return trace.steps()
+
+
+# -- stop / kill / wait / rm -----------------------------------------------------------------
+
+
+def _running_pid(store: Store, cid: str) -> int:
+    record = store.load(cid)
+    if not record["State"]["Running"]:
+        raise MinidockerError(f"Container {cid[:12]} is not running")
+    return record["State"]["Pid"]
+
+
+def kill(ref: str, sig: int | str = signal.SIGKILL, store: Store | None = None) -> str:
+    """docker kill: send a signal to the container's PID 1."""
+    store = _store(store)
+    cid = store.resolve(ref)
+    signum = _parse_signal(sig)
+    pid = _running_pid(store, cid)
+    try:
+        kernel.kill(pid, signum, why="signal the container's PID 1")
+    except ProcessLookupError:
+        pass
+    return cid
+
+
+def _parse_signal(sig: int | str) -> int:
+    if isinstance(sig, int):
+        return sig
+    name = sig.upper().removeprefix("SIG")
+    if name.isdigit():
+        return int(name)
+    try:
+        return signal.Signals["SIG" + name]
+    except KeyError:
+        raise MinidockerError(f"invalid signal: {sig}") from None
+
+
+def stop(ref: str, timeout: float = 10, store: Store | None = None) -> str:
+    """docker stop: SIGTERM, wait up to `timeout` seconds, then SIGKILL every process in its cgroup."""
+    store = _store(store)
+    cid = store.resolve(ref)
+    if not store.load(cid)["State"]["Running"]:
+        return cid
+    try:
+        kill(cid, signal.SIGTERM, store=store)
+    except MinidockerError:
+        return cid  # it stopped meanwhile
+    if not _wait_exited(store, cid, timeout):
+        cgroups.find(cid).kill_all(signal.SIGKILL)
+        _wait_exited(store, cid, 10)
+    return cid
+
+
+def _wait_exited(store: Store, cid: str, timeout: float | None) -> bool:
+    """Poll the record until the supervisor wrote that the container exited."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        try:
+            record = store.load(cid)
+        except MinidockerError:
+            return True  # removed (--rm)
+        if not record["State"]["Running"]:
+            return True
+        if not _supervisor_alive(record):
+            _mark_lost(store, cid)
+            return True
+        if deadline is not None and time.monotonic() >= deadline:
+            return False
+        time.sleep(0.02)
+
+
+def _supervisor_alive(record: dict) -> bool:
+    pid = record["State"].get("SupervisorPid")
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _mark_lost(store: Store, cid: str) -> None:
+    """The supervisor died (killed with minidocker): stop what is left and record the loss."""
+    group = cgroups.find(cid)
+    group.kill_all()
+    group.destroy()
+
+    def lost(r):
+        if r["State"]["Running"]:
+            r["State"].update(Status="exited", Running=False, Pid=0, ExitCode=137, FinishedAt=now(),
+                              Error="minidocker's supervisor died; the container was killed")
+
+    store.update(cid, lost)
+
+
+def wait(ref: str, store: Store | None = None) -> int:
+    """docker wait: block until the container stops; return its exit code."""
+    store = _store(store)
+    cid = store.resolve(ref)
+    _wait_exited(store, cid, None)
+    try:
+        return store.load(cid)["State"]["ExitCode"]
+    except MinidockerError:
+        return 0
+
+
+def remove(ref: str, force: bool = False, store: Store | None = None) -> str:
+    """docker rm: delete a stopped container (force: kill it first)."""
+    store = _store(store)
+    cid = store.resolve(ref)
+    record = store.load(cid)
+    if record["State"]["Running"] and _supervisor_alive(record):
+        if not force:
+            raise Conflict(f"You cannot remove a running container {cid}. Stop the container before "
+                           f"attempting removal or force remove")
+        cgroups.find(cid).kill_all()
+        _wait_exited(store, cid, 10)
+    elif record["State"]["Running"]:
+        _mark_lost(store, cid)
+    store.delete(cid)
+    return cid
+
+
+def rename(ref: str, new_name: str, store: Store | None = None) -> None:
+    store = _store(store)
+    if not store_module.valid_name(new_name):
+        raise MinidockerError(f"Invalid container name ({new_name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+    cid = store.resolve(ref)
+    with store.lock():
+        store.check_name_free(new_name)
+        record = store.load(cid)
+        record["Name"] = "/" + new_name
+        store.save(record)
+
+
+def prune(store: Store | None = None) -> list[str]:
+    """docker container prune, plus cleaning what a killed minidocker left: stopped containers go."""
+    store = _store(store)
+    removed = []
+    for record in store.records():
+        if record["State"]["Running"] and _supervisor_alive(record):
+            continue
+        if record["State"]["Running"]:
+            _mark_lost(store, record["Id"])
+        else:
+            cgroups.find(record["Id"]).destroy()  # in case a crash left it behind
+        store.delete(record["Id"])
+        removed.append(record["Id"])
+    return removed
+
+
+# -- look inside ---------------------------------------------------------------------------
+
+
+def inspect(ref: str, store: Store | None = None) -> dict:
+    store = _store(store)
+    return store.load(store.resolve(ref))
+
+
+def containers(all: bool = False, store: Store | None = None) -> list[dict]:
+    """docker ps: records of running containers (all=True: every container), newest first."""
+    records = _store(store).records()
+    return sorted((r for r in records if all or r["State"]["Running"]), key=lambda r: r["Created"], reverse=True)
+
+
+def logs(ref: str, store: Store | None = None) -> bytes:
+    """Everything the container wrote to stdout and stderr so far."""
+    store = _store(store)
+    entries, _ = supervisor.read_log(store.load(store.resolve(ref))["LogPath"])
+    return b"".join(data for _, data in entries)
+
+
+def follow_logs(ref: str, follow: bool = False, store: Store | None = None):
+    """Yield (stream, bytes) as the container writes them; with follow, until it stops."""
+    store = _store(store)
+    cid = store.resolve(ref)
+    path = store.load(cid)["LogPath"]
+    offset = 0
+    while True:
+        entries, offset = supervisor.read_log(path, offset)
+        yield from entries
+        if not follow:
+            return
+        try:
+            running = store.load(cid)["State"]["Running"]
+        except MinidockerError:
+            return
+        if not running:
+            entries, offset = supervisor.read_log(path, offset)
+            yield from entries
+            return
+        time.sleep(0.05)

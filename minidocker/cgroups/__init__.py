@@ -1,0 +1,284 @@
+"""Control groups: how much of the machine a container may use.
+
+Chapter 1 (isolation).  Namespaces decide what a process can *see*; cgroups
+decide how much it can *use* -- the seed's "resource protection".  A cgroup is
+a directory in a special filesystem.  Put a process in it by writing its PID to
+``cgroup.procs``; limit the group by writing numbers into the controller files
+next to it (``memory.max``, ``pids.max``, ...).  The kernel then charges every
+page and every fork of those processes, and their children, to the group.
+
+The filesystem comes in two versions, and a host may mount either or both:
+
+* **v1** (:mod:`.v1`): one hierarchy per controller, each its own mount
+  (``/sys/fs/cgroup/memory``, ``/sys/fs/cgroup/pids``, ...), so a container
+  is one directory in *each* of them.
+* **v2** (:mod:`.v2`): a single unified tree (``/sys/fs/cgroup``) where a
+  container is one directory and its ``cgroup.controllers`` lists the
+  controllers it got.
+* **hybrid**: both at once -- controllers in v1, plus a cgroup2 mount that
+  systemd uses to track processes.  A controller lives in exactly one of them.
+
+So we never assume a layout: :func:`detect` reads ``/proc/self/mountinfo`` and
+learns, for each controller, which hierarchy holds it.  The split into a v1 and
+a v2 driver follows runc's libcontainer (``cgroups/fs`` and ``cgroups/fs2``).
+Every container's cgroup is ``<hierarchy root>/minidocker/<container id>``.
+"""
+
+import errno
+import os
+import signal
+import time
+from typing import NamedTuple
+
+from minidocker import kernel
+from minidocker.cgroups import v1, v2
+from minidocker.errors import MinidockerError
+
+PARENT = "minidocker"
+DRIVERS = {"v1": v1, "v2": v2}
+
+# The controllers a container's cgroup is made in; cpuacct is v1's usage meter
+# (v2 reports CPU usage in every cgroup's cpu.stat, no controller needed).
+CONTROLLERS = ("memory", "cpu", "cpuacct", "pids")
+
+# Superblock options of a v1 mount that are not controller names.
+NOT_CONTROLLERS = {"rw", "ro", "none", "all", "xattr", "noprefix", "clone_children",
+                   "cpuset_v2_mode", "favordynmods"}
+
+
+class Limits(NamedTuple):
+    """What `docker run` lets you cap.  None means "no limit"."""
+
+    memory: int | None = None  # --memory, bytes; swap beyond it is disabled too
+    cpus: float | None = None  # --cpus, how many CPUs' worth of time per period
+    cpu_shares: int | None = None  # --cpu-shares, relative weight under contention
+    pids: int | None = None  # --pids-limit, most processes+threads at once
+
+    def needs(self) -> dict[str, str]:
+        """{controller: the docker flag that needs it} for each limit that is set."""
+        wanted = {}
+        for value, controller, flag in [(self.memory, "memory", "--memory"),
+                                        (self.cpus, "cpu", "--cpus"),
+                                        (self.cpu_shares, "cpu", "--cpu-shares"),
+                                        (self.pids, "pids", "--pids-limit")]:
+            if value is not None:
+                wanted.setdefault(controller, flag)
+        return wanted
+
+
+class Layout:
+    """Which cgroup hierarchies this host has mounted, and which controllers each holds."""
+
+    def __init__(self, version: str, v1_mounts: dict[str, str], v2_mount: str | None,
+                 v2_controllers: set[str]):
+        self.version = version  # "v1", "v2" or "hybrid" (both kinds mounted)
+        self.v1_mounts = v1_mounts  # controller -> mountpoint of the v1 hierarchy holding it
+        self.v2_mount = v2_mount  # mountpoint of the unified hierarchy, if mounted
+        self.v2_controllers = v2_controllers  # what its root's cgroup.controllers lists
+
+    def hierarchy(self, controller: str) -> tuple[str, str] | None:
+        """("v1"|"v2", mountpoint) of the hierarchy holding `controller`, or None."""
+        if controller in self.v1_mounts:
+            return "v1", self.v1_mounts[controller]
+        if self.v2_mount and controller in self.v2_controllers:
+            return "v2", self.v2_mount
+        return None
+
+    def __repr__(self) -> str:
+        return f"<Layout {self.version} v1={self.v1_mounts} v2={self.v2_mount} {sorted(self.v2_controllers)}>"
+
+
+def _unescape(field: str) -> str:
+    """mountinfo writes space, tab, newline and backslash in paths as octal (\\040)."""
+    for code in ("\\040", "\\011", "\\012", "\\134"):
+        field = field.replace(code, chr(int(code[1:], 8)))
+    return field
+
+
+def detect(mountinfo: str | None = None) -> Layout:
+    """Find the cgroup hierarchies in mountinfo text (default: /proc/self/mountinfo).
+
+    A line reads ``36 25 0:31 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory``:
+    the mountpoint is the 5th field; after the lone "-" come the filesystem type,
+    the source, and the superblock options, which for v1 name its controllers.
+    """
+    if mountinfo is None:
+        with open("/proc/self/mountinfo") as f:
+            mountinfo = f.read()
+    v1_mounted = False  # even a v1 hierarchy with no controller (name=systemd) counts
+    v1_mounts: dict[str, str] = {}
+    v2_mount = None
+    for line in mountinfo.splitlines():
+        if " - " not in line:
+            continue
+        before, after = line.split(" - ", 1)
+        mountpoint = _unescape(before.split()[4])
+        fstype, _source, options = (after.split() + ["", ""])[:3]
+        if fstype == "cgroup":
+            v1_mounted = True
+            for option in options.split(","):
+                if option not in NOT_CONTROLLERS and "=" not in option:  # nor name=..., release_agent=...
+                    v1_mounts.setdefault(option, mountpoint)  # a hierarchy mounted twice: first wins
+        elif fstype == "cgroup2" and v2_mount is None:
+            v2_mount = mountpoint
+    if not v1_mounted and not v2_mount:
+        raise MinidockerError("no cgroup filesystem is mounted on this host (see /proc/self/mountinfo)")
+    v2_controllers = set()
+    if v2_mount:
+        try:
+            with open(os.path.join(v2_mount, "cgroup.controllers")) as f:
+                v2_controllers = set(f.read().split())
+        except OSError:
+            pass  # an unreadable cgroup2 mount can still track processes
+    version = "hybrid" if v1_mounted and v2_mount else "v1" if v1_mounted else "v2"
+    return Layout(version, v1_mounts, v2_mount, v2_controllers)
+
+
+class Cgroup:
+    """One container's cgroup: a directory in every hierarchy it needs."""
+
+    def __init__(self, container_id: str, layout: Layout):
+        self.container_id = container_id
+        self.layout = layout
+        # The directory (and its driver) that holds each controller we use.
+        self.dirs: dict[str, tuple[str, str]] = {}
+        for controller in CONTROLLERS:
+            where = layout.hierarchy(controller)
+            if where:
+                version, mountpoint = where
+                self.dirs[controller] = version, os.path.join(mountpoint, PARENT, container_id)
+        # The unified hierarchy gets a directory even when it holds none of our
+        # controllers (hybrid hosts): it tracks the processes and offers cgroup.kill.
+        self.v2_path = os.path.join(layout.v2_mount, PARENT, container_id) if layout.v2_mount else None
+        self.paths: list[str] = []
+        for path in [p for _, p in self.dirs.values()] + [self.v2_path]:
+            if path and path not in self.paths:
+                self.paths.append(path)
+
+    def __repr__(self) -> str:
+        return f"<Cgroup {self.container_id[:12]} {self.paths}>"
+
+    def _make_dirs(self) -> None:
+        for path in self.paths:
+            for _attempt in range(50):
+                try:
+                    kernel.mkdir(path, why="a cgroup is a directory: make the container's one")
+                    break
+                except FileNotFoundError:
+                    # Another container's destroy() removed the shared minidocker/
+                    # between our mkdir of it and of our child: make it again.
+                    continue
+            else:
+                raise MinidockerError(f"could not create cgroup {path}: its parent kept vanishing")
+        if self.v2_path:
+            wanted = [c for c in ("memory", "cpu", "pids") if c in self.layout.v2_controllers]
+            if wanted:
+                v2.enable_controllers(self.layout.v2_mount, os.path.dirname(self.v2_path), wanted)
+
+    def _write_limits(self, limits: Limits) -> None:
+        for version, driver in DRIVERS.items():
+            dirs = {c: path for c, (v, path) in self.dirs.items() if v == version}
+            if dirs:
+                driver.write_limits(dirs, limits)
+
+    def join(self, pid: int = 0) -> None:
+        """Move a process (0: the caller) into the container's cgroup in every hierarchy."""
+        for path in self.paths:
+            kernel.write(os.path.join(path, "cgroup.procs"), str(pid),
+                         why=f"move process {pid or 'self'} into the container's cgroup")
+
+    def pids(self) -> list[int]:
+        """The processes in the cgroup (all hierarchies hold the same ones)."""
+        for path in self.paths:
+            try:
+                with open(os.path.join(path, "cgroup.procs")) as f:
+                    return sorted({int(line) for line in f.read().split()})
+            except FileNotFoundError:
+                continue
+        return []
+
+    def _read(self, where: tuple[str, str] | None, what: str):
+        """Ask the driver of the directory `where` = (version, path) for a number."""
+        if where is None:
+            return None
+        version, path = where
+        return getattr(DRIVERS[version], what)(path)
+
+    def oom_killed(self) -> bool:
+        """Did the kernel's OOM killer kill a process here because of the memory limit?"""
+        return bool(self._read(self.dirs.get("memory"), "oom_kills"))
+
+    def cpu_usage_ns(self) -> int | None:
+        """CPU time the processes used, in nanoseconds."""
+        # v1 counts it in cpuacct; v2 in cpu.stat, which every v2 cgroup has.
+        where = self.dirs.get("cpuacct") or (("v2", self.v2_path) if self.v2_path else None)
+        return self._read(where, "cpu_usage_ns")
+
+    def memory_usage(self) -> int | None:
+        """Memory charged to the cgroup now, in bytes."""
+        return self._read(self.dirs.get("memory"), "memory_usage")
+
+    def kill_all(self, sig: int = signal.SIGKILL) -> None:
+        """Send `sig` to every process in the cgroup; quiet if they are already gone."""
+        if sig == signal.SIGKILL and self.v2_path and v2.kill(self.v2_path):
+            return  # the kernel killed the whole group at once, forks and all
+        signalled: set[int] = set()
+        while True:  # a process may fork while we loop: go round until nobody new shows up
+            fresh = [pid for pid in self.pids() if pid not in signalled]
+            if not fresh:
+                return
+            for pid in fresh:
+                try:
+                    kernel.kill(pid, sig, why="signal every process in the container's cgroup")
+                except ProcessLookupError:
+                    pass
+            signalled.update(fresh)
+            if sig != signal.SIGKILL:
+                return  # other signals may be caught; one round is what was asked
+
+    def destroy(self) -> None:
+        """Remove the cgroup's directories, then minidocker/ too if it is now empty."""
+        for path in self.paths:
+            deadline = time.monotonic() + 2
+            while True:
+                try:
+                    kernel.rmdir(path, why="remove the container's cgroup (it must hold no process)")
+                    break
+                except FileNotFoundError:
+                    break  # already gone
+                except OSError as e:
+                    # Killed tasks stay listed until they have fully exited.
+                    if e.errno != errno.EBUSY or time.monotonic() > deadline:
+                        raise MinidockerError(f"cannot remove cgroup {path}: {e.strerror} "
+                                              f"(processes {self.pids()} are still in it)") from None
+                    time.sleep(0.01)
+        for parent in dict.fromkeys(os.path.dirname(p) for p in self.paths):
+            try:
+                kernel.rmdir(parent, why="remove the shared minidocker/ cgroup, now empty")
+            except OSError as e:
+                if e.errno not in (errno.EBUSY, errno.ENOENT, errno.ENOTEMPTY):
+                    raise  # EBUSY: another container still has its cgroup in there
+
+
+def create(container_id: str, limits: Limits, layout: Layout | None = None) -> Cgroup:
+    """Make the container's cgroup and write its limits into it."""
+    layout = layout or detect()
+    for controller, flag in limits.needs().items():
+        if layout.hierarchy(controller) is None:
+            raise MinidockerError(f"cgroup controller '{controller}' is not available on this host "
+                                  f"(needed for {flag})")
+    cgroup = Cgroup(container_id, layout)
+    try:
+        cgroup._make_dirs()
+        cgroup._write_limits(limits)
+    except BaseException as e:
+        cgroup.destroy()  # leave nothing half-made behind
+        if isinstance(e, OSError):
+            raise MinidockerError(f"cannot set up the container's cgroup: {e}") from e
+        raise
+    return cgroup
+
+
+def find(container_id: str, layout: Layout | None = None) -> Cgroup:
+    """The cgroup of an existing container (its directories may already be gone)."""
+    return Cgroup(container_id, layout or detect())

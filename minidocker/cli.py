@@ -1,0 +1,285 @@
+"""The command line: flags in, text out; everything else is minidocker.api.
+
+Exit codes follow Docker: 125 for minidocker's own errors (bad flag, unknown
+image, conflict), 126 when the command cannot be executed, 127 when it does
+not exist, otherwise the container's own exit code.  Every error is one line
+on stderr -- never a traceback.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+from minidocker.errors import MinidockerError
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse would exit 2 with a usage dump; Docker exits 125 with one line
+        raise MinidockerError(f"{self.prog}: {message}")
+
+
+def _add_container_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--name")
+    p.add_argument("--cidfile", help="write the container ID to this file (which must not exist)")
+    p.add_argument("-e", "--env", action="append", default=[])
+    p.add_argument("--env-file", action="append", default=[])
+    p.add_argument("-w", "--workdir")
+    p.add_argument("-u", "--user")
+    p.add_argument("-h", "--hostname")
+    p.add_argument("--entrypoint")
+    p.add_argument("-t", "--tty", action="store_true")
+    p.add_argument("-i", "--interactive", action="store_true")
+    p.add_argument("--rm", action="store_true")
+    p.add_argument("--init", action="store_true", help="run minidocker's own PID 1 (reaps zombies, forwards signals)")
+    p.add_argument("-m", "--memory")
+    p.add_argument("--cpus")
+    p.add_argument("-c", "--cpu-shares")
+    p.add_argument("--pids-limit")
+    p.add_argument("--pid", default="private", help="'host' to share the host's PID namespace")
+    p.add_argument("--uts", default="private", help="'host' to share the host's hostname")
+    p.add_argument("--ipc", default="private", help="'host' to share the host's IPC namespace")
+    p.add_argument("--network", "--net", default="none", help="none (default) or host")
+    p.add_argument("--userns", default="host", help="'remap': container root is an unprivileged host uid")
+    p.add_argument("--chroot", action="store_true", help="chroot(2) instead of pivot_root(2), to show why not")
+    p.add_argument("image")
+    p.add_argument("command", nargs=argparse.REMAINDER)
+
+
+def _options(args):
+    from minidocker import api, spec
+
+    return api.Options(
+        name=args.name, cidfile=args.cidfile, env=spec.parse_env(args.env, args.env_file), workdir=args.workdir,
+        user=args.user, hostname=args.hostname, entrypoint=args.entrypoint, tty=args.tty,
+        interactive=args.interactive, rm=args.rm, init=args.init,
+        memory=spec.parse_memory(args.memory) if args.memory is not None else None,
+        cpus=spec.parse_cpus(args.cpus) if args.cpus is not None else None,
+        cpu_shares=spec.parse_int(args.cpu_shares, "--cpu-shares", 2, 262144) if args.cpu_shares else None,
+        pids_limit=spec.parse_int(args.pids_limit, "--pids-limit", -1) if args.pids_limit else None,
+        pid=args.pid, uts=args.uts, ipc=args.ipc, network=args.network, userns=args.userns, chroot=args.chroot)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="minidocker", description="Docker, rebuilt from the Linux kernel up, to learn from.")
+    parser.add_argument("--explain", action="store_true",
+                        help="print every kernel step as a shell command you could run yourself")
+    commands = parser.add_subparsers(dest="subcommand", required=True, parser_class=_Parser)
+
+    for name in ("run", "create"):
+        p = commands.add_parser(name, add_help=False)
+        p.add_argument("--help", action="help")
+        _add_container_options(p)
+        if name == "run":
+            p.add_argument("-d", "--detach", action="store_true")
+    p = commands.add_parser("start")
+    p.add_argument("-a", "--attach", action="store_true")
+    p.add_argument("containers", nargs="+")
+    p = commands.add_parser("stop")
+    p.add_argument("-t", "--time", type=float, default=10)
+    p.add_argument("containers", nargs="+")
+    p = commands.add_parser("kill")
+    p.add_argument("-s", "--signal", default="KILL")
+    p.add_argument("containers", nargs="+")
+    p = commands.add_parser("rm")
+    p.add_argument("-f", "--force", action="store_true")
+    p.add_argument("containers", nargs="+")
+    p = commands.add_parser("ps")
+    p.add_argument("-a", "--all", action="store_true")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("--no-trunc", action="store_true")
+    p = commands.add_parser("logs")
+    p.add_argument("-f", "--follow", action="store_true")
+    p.add_argument("container")
+    p = commands.add_parser("inspect")
+    p.add_argument("-f", "--format")
+    p.add_argument("containers", nargs="+")
+    p = commands.add_parser("wait")
+    p.add_argument("containers", nargs="+")
+    p = commands.add_parser("exec", add_help=False)
+    p.add_argument("--help", action="help")
+    p.add_argument("-t", "--tty", action="store_true")
+    p.add_argument("-i", "--interactive", action="store_true")
+    p.add_argument("-e", "--env", action="append", default=[])
+    p.add_argument("-w", "--workdir")
+    p.add_argument("-u", "--user")
+    p.add_argument("container")
+    p.add_argument("exec_command", nargs=argparse.REMAINDER)
+    p = commands.add_parser("rename")
+    p.add_argument("container")
+    p.add_argument("new_name")
+    commands.add_parser("images")
+    p = commands.add_parser("system")
+    p.add_argument("action", choices=["prune"])
+    p.add_argument("-f", "--force", action="store_true")
+    return parser
+
+
+def _explainer(args):
+    """--explain: print the steps so far to stderr, just before the container's command starts."""
+    if not args.explain:
+        return None
+
+    def show(_pid):
+        from minidocker import trace
+
+        print(trace.render(trace.steps()), file=sys.stderr, flush=True)
+
+    return show
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+        return _dispatch(args) or 0
+    except MinidockerError as e:
+        print(f"minidocker: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+def _dispatch(args) -> int | None:
+    from minidocker import api, trace
+    from minidocker.store import Store
+
+    store = Store()
+    explain = _explainer(args)
+    if args.subcommand in ("run", "create"):
+        options = _options(args)
+        if args.subcommand == "create":
+            print(api.create(args.image, args.command, options, store=store))
+            return None
+        detach = args.detach
+        cid, code = api.run(args.image, args.command, options, detach=detach, on_ready=explain, store=store)
+        if detach:
+            if explain:
+                explain(None)
+            print(cid)
+        return code
+    if args.subcommand == "start":
+        code = None
+        for ref in args.containers:
+            code = api.start(ref, attach=args.attach, on_ready=explain, store=store)
+            if not args.attach:
+                if explain:
+                    explain(None)
+                print(ref)
+        return code
+    if args.subcommand == "exec":
+        from minidocker import enter, spec
+
+        return enter.exec_in(store, args.container, args.exec_command, tty=args.tty, interactive=args.interactive,
+                             env=spec.parse_env(args.env), workdir=args.workdir, user=args.user, on_ready=explain)
+    if args.subcommand in ("stop", "kill", "rm", "wait"):
+        failed = False
+        for ref in args.containers:
+            try:
+                if args.subcommand == "stop":
+                    api.stop(ref, timeout=args.time, store=store)
+                elif args.subcommand == "kill":
+                    api.kill(ref, args.signal, store=store)
+                elif args.subcommand == "rm":
+                    api.remove(ref, force=args.force, store=store)
+                else:
+                    print(api.wait(ref, store=store))
+                    continue
+                print(ref)
+            except MinidockerError as e:  # like Docker: report each failure, go on with the rest
+                print(f"minidocker: {e}", file=sys.stderr)
+                failed = True
+        if explain:
+            print(trace.render(trace.steps()), file=sys.stderr)
+        return 1 if failed else None
+    if args.subcommand == "ps":
+        _print_ps(api.containers(all=args.all, store=store), args.quiet, args.no_trunc)
+    elif args.subcommand == "logs":
+        for stream, data in api.follow_logs(args.container, follow=args.follow, store=store):
+            out = sys.stdout.buffer if stream == "stdout" else sys.stderr.buffer
+            out.write(data)
+            out.flush()
+    elif args.subcommand == "inspect":
+        records = [api.inspect(ref, store=store) for ref in args.containers]
+        if args.format:
+            for record in records:
+                print(render_format(args.format, record))
+        else:
+            print(json.dumps(records, indent=4))
+    elif args.subcommand == "rename":
+        api.rename(args.container, args.new_name, store=store)
+    elif args.subcommand == "images":
+        from minidocker import images
+
+        print(f"{'REPOSITORY':<20} {'TAG':<10} {'IMAGE ID':<14}")
+        for image in images.list_images(store):
+            for tag in image.tags:
+                repo, _, version = tag.rpartition(":")
+                print(f"{repo:<20} {version:<10} {image.id[7:19]:<14}")
+    elif args.subcommand == "system":
+        removed = api.prune(store=store)
+        print("Deleted Containers:\n" + "".join(f"{cid}\n" for cid in removed) if removed else "Nothing to prune")
+    return None
+
+
+def render_format(template: str, record: dict) -> str:
+    """The common cases of Docker's Go templates: {{.State.Status}}, {{json .Config}}."""
+    import re
+
+    def value(match):
+        as_json, path = match[1], match[2]
+        current = record
+        for key in filter(None, path.split(".")):
+            if not isinstance(current, dict) or key not in current:
+                raise MinidockerError(f"template: no field {key!r} in {path!r}")
+            current = current[key]
+        if as_json:
+            return json.dumps(current)
+        if isinstance(current, bool):
+            return str(current).lower()
+        return "<nil>" if current is None else str(current) if not isinstance(current, (dict, list)) \
+            else json.dumps(current)
+
+    return re.sub(r"\{\{\s*(json\s+)?\.([\w.]*)\s*\}\}", value, template)
+
+
+def _ago(timestamp: str) -> str:
+    import datetime
+
+    then = datetime.datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+    seconds = (datetime.datetime.now(datetime.timezone.utc) - then).total_seconds()
+    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if seconds >= 2 * size:
+            return f"{int(seconds // size)} {unit}"
+    return "Less than a second" if seconds < 1 else f"{int(seconds)} seconds"
+
+
+def _status(state: dict) -> str:
+    if state["Running"]:
+        return f"Up {_ago(state['StartedAt'])}"
+    if state["Status"] == "exited":
+        return f"Exited ({state['ExitCode']}) {_ago(state['FinishedAt'])} ago"
+    return "Created"
+
+
+def _print_ps(records: list[dict], quiet: bool, no_trunc: bool) -> None:
+    if quiet:
+        for r in records:
+            print(r["Id"] if no_trunc else r["Id"][:12])
+        return
+    print(f"{'CONTAINER ID':<14}{'IMAGE':<12}{'COMMAND':<24}{'CREATED':<18}{'STATUS':<26}NAMES")
+    for r in records:
+        command = " ".join([r["Path"]] + r["Args"])
+        if not no_trunc and len(command) > 20:
+            command = command[:19] + "…"
+        print(f"{r['Id'][:12]:<14}{r['Config']['Image']:<12}{json.dumps(command):<24}"
+              f"{_ago(r['Created']) + ' ago':<18}{_status(r['State']):<26}{r['Name'][1:]}")
+
+
+def entry_point() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry_point()

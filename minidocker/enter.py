@@ -1,0 +1,94 @@
+"""docker exec: entering a running container (chapters 1 and 2).
+
+A container is not a place, it is a set of namespaces plus a cgroup; a new
+process "enters" it by joining each of them, exactly as nsenter(1) does:
+
+    join the cgroup                  echo $$ > .../cgroup.procs
+    setns() into each namespace      nsenter --target PID --ipc --uts --net --pid --mount
+    chroot to the container's root   (its /proc/PID/root)
+    fork()                           setns(pid) only takes effect for children
+    execve(the command)
+
+Only namespaces that differ from minidocker's own are joined, so
+``--pid host`` or ``--network host`` containers share those with the host.
+"""
+
+import os
+
+from minidocker import cgroups, kernel, launch, trace
+from minidocker.errors import MinidockerError
+from minidocker.init import exit_status
+from minidocker.launch import Channel, Stdio
+from minidocker.store import Store
+
+# user first: it grants the capabilities needed to join the others; mnt last: it changes our root.
+NAMESPACE_ORDER = ("user", "ipc", "uts", "net", "pid", "mnt")
+
+
+def exec_in(store: Store, ref: str, command: list[str], tty: bool = False, interactive: bool = False,
+            env: list[str] = (), workdir: str | None = None, user: str | None = None, on_ready=None) -> int:
+    """Run `command` inside a running container, attached; return its exit code."""
+    from minidocker import supervisor
+
+    if not command:
+        raise MinidockerError("exec needs a command")
+    cid = store.resolve(ref)
+    record = store.load(cid)
+    if not record["State"]["Running"]:
+        raise MinidockerError(f"Container {cid[:12]} is not running")
+    init_pid = record["State"]["Pid"]
+    config = dict(record["Config"], Env=record["Config"]["Env"] + list(env),
+                  User=user if user is not None else record["Config"].get("User", ""),
+                  WorkingDir=workdir or record["Config"].get("WorkingDir") or "/", Tty=tty, OpenStdin=interactive)
+    container_stdio, outputs, stdin_relay = supervisor._make_stdio(config, attach=True)
+    parent, child = Channel.pair()
+    pid = os.fork()
+    if pid == 0:
+        parent.close()
+        launch._run_child(lambda: _enter(cid, init_pid, config, command, container_stdio, child), child)
+    child.close()
+    for fd in set(container_stdio[:3]):
+        if fd > 2:
+            os.close(fd)
+    failure = None
+    while (message := parent.recv()) is not None:
+        if "step" in message:
+            trace.adopt(message["step"])
+        elif "error" in message:
+            failure = message
+    parent.close()
+    if on_ready:
+        on_ready(pid)
+    if failure:
+        os.waitpid(pid, 0)
+        for fd in outputs:
+            os.close(fd)
+        error_class = {126: launch.CannotExecute, 127: launch.CommandNotFound}.get(failure["exit"], MinidockerError)
+        raise error_class(failure["error"])
+    with open(os.devnull, "wb") as no_log:
+        return exit_status(supervisor.relay(pid, outputs, no_log, stdin_relay))
+
+
+def _enter(cid: str, init_pid: int, config: dict, command: list[str], stdio: Stdio, channel: Channel) -> None:
+    channel.forward_trace()
+    cgroups.find(cid).join(0)
+    root = os.open(f"/proc/{init_pid}/root", os.O_RDONLY | os.O_DIRECTORY)
+    for ns in NAMESPACE_ORDER:
+        if kernel.namespace_id(init_pid, ns) != kernel.namespace_id("self", ns):
+            kernel.setns(init_pid, ns, why=f"join the container's {ns} namespace")
+    os.fchdir(root)
+    kernel.chroot(".", why="the container's root directory (nsenter --root)")
+    os.close(root)
+    if os.fork():
+        # setns(pid) applies to children only: this process waits for the one that runs the command
+        channel.close()
+        _, status = os.wait()
+        os._exit(exit_status(status))
+    uid, gid, home = launch.lookup_user(config["User"])
+    env = launch._environment(config, home)
+    os.chdir(config["WorkingDir"])
+    launch._attach_stdio(stdio)
+    os.setgroups([gid])
+    os.setgid(gid)
+    os.setuid(uid)
+    launch.exec_command(launch.find_executable(command[0], env), command, env, channel)

@@ -1,0 +1,360 @@
+"""The kernel shim: every system call minidocker makes goes through here.
+
+Chapter 1 in one file.  A container is nothing but an ordinary process that
+the kernel has been asked to show a different view of the world; these are the
+calls that ask.  Each function:
+
+* quotes the essentials of its man page, so you can read the kernel's contract
+  right where it is used;
+* uses the Python standard library where it has the call (``os.unshare`` and
+  ``os.setns`` exist from Python 3.12) and ``ctypes`` where it does not;
+* turns a failure into a :class:`KernelError` that names the call, the errno
+  and the man page's reason;
+* records itself in the explain trace (:mod:`minidocker.trace`) as the shell
+  command that does the same thing, so ``--explain`` shows exactly what ran.
+"""
+
+import ctypes
+import errno
+import os
+
+from minidocker import trace
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+# -- namespaces(7) -------------------------------------------------------------
+# "A namespace wraps a global system resource in an abstraction that makes it
+#  appear to the processes within the namespace that they have their own
+#  isolated instance of the global resource."
+CLONE_NEWNS = 0x00020000  # mount points
+CLONE_NEWCGROUP = 0x02000000  # cgroup root directory
+CLONE_NEWUTS = 0x04000000  # hostname and NIS domain name
+CLONE_NEWIPC = 0x08000000  # System V IPC, POSIX message queues
+CLONE_NEWUSER = 0x10000000  # user and group IDs
+CLONE_NEWPID = 0x20000000  # process IDs
+CLONE_NEWNET = 0x40000000  # network devices, stacks, ports, ...
+
+# The unshare(1) option for each flag, and the name of its /proc/PID/ns link.
+NAMESPACES = {
+    CLONE_NEWUSER: ("--user", "user"),
+    CLONE_NEWPID: ("--pid", "pid"),
+    CLONE_NEWNS: ("--mount", "mnt"),
+    CLONE_NEWUTS: ("--uts", "uts"),
+    CLONE_NEWIPC: ("--ipc", "ipc"),
+    CLONE_NEWNET: ("--net", "net"),
+    CLONE_NEWCGROUP: ("--cgroup", "cgroup"),
+}
+
+# -- mount(2) flags ---------------------------------------------------------------
+MS_RDONLY = 1
+MS_NOSUID = 2
+MS_NODEV = 4
+MS_NOEXEC = 8
+MS_REMOUNT = 32
+MS_BIND = 4096
+MS_MOVE = 8192
+MS_REC = 16384
+MS_PRIVATE = 1 << 18
+MS_SLAVE = 1 << 19
+MS_SHARED = 1 << 20
+MS_RELATIME = 1 << 21
+MS_STRICTATIME = 1 << 24
+MNT_DETACH = 2  # umount2(2): lazy unmount
+
+# -- prctl(2) options -------------------------------------------------------------
+PR_SET_PDEATHSIG = 1
+PR_SET_NAME = 15
+PR_SET_CHILD_SUBREAPER = 36
+PR_SET_NO_NEW_PRIVS = 38
+
+# Reasons from the man pages, for the errors a learner is likely to meet.
+_REASONS = {
+    ("mount", errno.EPERM): "the caller does not have the required privileges (CAP_SYS_ADMIN in the "
+    "user namespace owning the mount namespace)",
+    ("mount", errno.ENOENT): "a pathname was empty or had a nonexistent component",
+    ("mount", errno.EINVAL): "source had an invalid superblock, or a remount/move was attempted on "
+    "something that is not a mount point",
+    ("mount", errno.ENODEV): "filesystemtype not configured in the kernel",
+    ("pivot_root", errno.EINVAL): "new_root is not a mount point, or put_old is not at or underneath "
+    "new_root, or the current root is not a mount point / has shared propagation",
+    ("pivot_root", errno.EBUSY): "new_root or put_old is on the current root filesystem",
+    ("unshare", errno.EPERM): "the caller lacks CAP_SYS_ADMIN (for CLONE_NEWUSER: the caller is "
+    "in a chroot or has threads)",
+    ("unshare", errno.EINVAL): "an invalid bit was specified in flags, or the process is multithreaded",
+    ("unshare", errno.ENOSPC): "the limit on the number of nested namespaces of this type was reached",
+    ("setns", errno.EINVAL): "fd refers to a namespace whose type does not match nstype, or the "
+    "caller may not join it (e.g. a multithreaded process joining a user namespace)",
+    ("setns", errno.EPERM): "the calling thread lacks CAP_SYS_ADMIN in the target namespace",
+    ("sethostname", errno.EPERM): "the caller lacks CAP_SYS_ADMIN in the user namespace owning its "
+    "UTS namespace",
+    ("umount2", errno.EBUSY): "target could not be unmounted because it is busy",
+    ("umount2", errno.EINVAL): "target is not a mount point",
+}
+
+
+class KernelError(OSError):
+    """A system call failed; the message says which, why, and what the man page says."""
+
+    def __init__(self, call: str, err: int, detail: str = ""):
+        reason = _REASONS.get((call, err), "")
+        text = f"{call}({detail}) failed: {errno.errorcode.get(err, err)} ({os.strerror(err)})"
+        if reason:
+            text += f": {reason}"
+        super().__init__(err, text)
+        self.call = call
+
+    def __str__(self) -> str:
+        return self.strerror
+
+
+def _check(result: int, call: str, detail: str) -> int:
+    if result == -1:
+        raise KernelError(call, ctypes.get_errno(), detail)
+    return result
+
+
+def _b(path: str | None) -> bytes | None:
+    return None if path is None else os.fsencode(path)
+
+
+# -- namespaces ----------------------------------------------------------------------
+
+
+def unshare_options(flags: int) -> str:
+    return " ".join(opt for flag, (opt, _) in NAMESPACES.items() if flags & flag)
+
+
+def unshare(flags: int, why: str = "") -> None:
+    """unshare(2): disassociate parts of the process execution context.
+
+    "unshare() allows a process to disassociate parts of its execution
+    context that are currently being shared with other processes."  Each
+    CLONE_NEW* bit moves the caller into a fresh namespace of that kind --
+    except CLONE_NEWPID: "the calling process is not moved into the new
+    namespace.  The first child created by the calling process will have
+    the process ID 1 and will assume the role of init(1)".
+    """
+    if hasattr(os, "unshare"):
+        try:
+            os.unshare(flags)
+        except OSError as e:
+            raise KernelError("unshare", e.errno, unshare_options(flags)) from None
+    else:
+        _check(_libc.unshare(flags), "unshare", unshare_options(flags))
+    trace.record(f"unshare {unshare_options(flags)}", why)
+
+
+def setns(pid: int, ns: str, why: str = "") -> None:
+    """setns(2): reassociate the calling thread with a namespace.
+
+    "The fd argument is ... a file descriptor referring to one of the
+    magic links in a /proc/pid/ns/ directory."  Joining a PID namespace
+    affects only children created afterwards (the caller keeps its PID);
+    joining a mount namespace requires the caller to chdir afterwards,
+    since its cwd still points into the old tree.
+    """
+    path = f"/proc/{pid}/ns/{ns}"
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        if hasattr(os, "setns"):
+            try:
+                os.setns(fd, 0)
+            except OSError as e:
+                raise KernelError("setns", e.errno, path) from None
+        else:
+            _check(_libc.setns(fd, 0), "setns", path)
+    finally:
+        os.close(fd)
+    option = {"mnt": "--mount", "net": "--net", "user": "--user"}.get(ns, f"--{ns}")
+    trace.record(f"nsenter --target {pid} {option}", why)
+
+
+def namespace_id(pid: int | str, ns: str) -> str:
+    """The identity of a process's namespace, e.g. 'pid:[4026531836]' (readlink /proc/PID/ns/NS)."""
+    return os.readlink(f"/proc/{pid}/ns/{ns}")
+
+
+# -- mounts --------------------------------------------------------------------------
+
+_FLAG_WORDS = [
+    (MS_RDONLY, "ro"),
+    (MS_NOSUID, "nosuid"),
+    (MS_NODEV, "nodev"),
+    (MS_NOEXEC, "noexec"),
+    (MS_RELATIME, "relatime"),
+    (MS_STRICTATIME, "strictatime"),
+]
+
+
+def _mount_command(source, target, fstype, flags, data) -> str:
+    """The mount(8) command line that makes the same mount(2) call."""
+    if flags & (MS_PRIVATE | MS_SLAVE | MS_SHARED):
+        kind = "private" if flags & MS_PRIVATE else "slave" if flags & MS_SLAVE else "shared"
+        return f"mount --make-{'r' if flags & MS_REC else ''}{kind} {target}"
+    if flags & MS_MOVE:
+        return f"mount --move {source} {target}"
+    words = [w for bit, w in _FLAG_WORDS if flags & bit]
+    if flags & MS_REMOUNT:
+        words.insert(0, "remount" + (",bind" if flags & MS_BIND else ""))
+        return f"mount -o {','.join(words)} {target}"
+    if data:
+        words.append(data)
+    opts = f" -o {','.join(words)}" if words else ""
+    if flags & MS_BIND:
+        return f"mount --{'r' if flags & MS_REC else ''}bind{opts} {source} {target}"
+    return f"mount -t {fstype}{opts} {source} {target}"
+
+
+def mount(source: str | None, target: str, fstype: str | None = None, flags: int = 0,
+          data: str | None = None, why: str = "") -> None:
+    """mount(2): mount filesystem.
+
+    "mount() attaches the filesystem specified by source (which is often a
+    pathname referring to a device, but can also be the pathname of a
+    directory or file, or a dummy string) to the location (a directory or
+    file) specified by the pathname in target."  MS_BIND makes a file or
+    tree visible at another place; MS_REMOUNT changes the flags of an
+    existing mount; MS_PRIVATE/MS_SLAVE/MS_SHARED change its propagation
+    type (mount_namespaces(7)).
+    """
+    detail = f"{source} on {target}" + (f" type {fstype}" if fstype else "")
+    _check(_libc.mount(_b(source), _b(target), _b(fstype), ctypes.c_ulong(flags), _b(data)),
+           "mount", detail)
+    trace.record(_mount_command(source, target, fstype, flags, data), why)
+
+
+def umount(target: str, flags: int = 0, why: str = "") -> None:
+    """umount2(2): unmount filesystem.
+
+    "MNT_DETACH: Perform a lazy unmount: make the mount unavailable for new
+    accesses, immediately disconnect the filesystem and all filesystems
+    mounted below it from each other and from the mount table, and actually
+    perform the unmount when the mount ceases to be busy."
+    """
+    _check(_libc.umount2(_b(target), flags), "umount2", target)
+    trace.record(f"umount{' -l' if flags & MNT_DETACH else ''} {target}", why)
+
+
+def pivot_root(new_root: str, put_old: str, why: str = "") -> None:
+    """pivot_root(2): change the root mount.
+
+    "pivot_root() changes the root mount in the mount namespace of the
+    calling process.  More precisely, it moves the root mount to the
+    directory put_old and makes new_root the new root mount."  Unlike
+    chroot(2), the old root is a mount you can then detach, so nothing of
+    the host's tree stays reachable.  new_root must be a mount point.
+    """
+    _check(_libc.syscall(155, _b(new_root), _b(put_old)), "pivot_root",  # SYS_pivot_root, x86_64
+           f"{new_root}, {put_old}")
+    trace.record(f"pivot_root {new_root} {put_old}", why)
+
+
+def chroot(path: str, why: str = "") -> None:
+    """chroot(2): change root directory.
+
+    "chroot() changes the root directory of the calling process to that
+    specified in path.  ...  This call does not change the current working
+    directory, so that after the call '.' can be outside the tree rooted
+    at '/'."  -- which is exactly the hole the breakout demo climbs through.
+    """
+    try:
+        os.chroot(path)
+    except OSError as e:
+        raise KernelError("chroot", e.errno, path) from None
+    trace.record(f"chroot {path}", why)
+
+
+def sethostname(name: str, why: str = "") -> None:
+    """sethostname(2): set the hostname of the caller's UTS namespace."""
+    raw = name.encode()
+    _check(_libc.sethostname(raw, len(raw)), "sethostname", name)
+    trace.record(f"hostname {name}", why)
+
+
+def mknod(path: str, kind: str, major: int, minor: int, mode: int = 0o666, why: str = "") -> None:
+    """mknod(2): create a special file.
+
+    A device node is only a name plus a (major, minor) number pair; the
+    driver behind it is the host kernel's, which is why /dev/null inside a
+    container is the very same device as outside.
+    """
+    import stat
+
+    type_bit = stat.S_IFCHR if kind == "c" else stat.S_IFBLK
+    try:
+        os.mknod(path, type_bit | mode, os.makedev(major, minor))
+        os.chmod(path, mode)  # mknod's mode is filtered by the umask
+    except OSError as e:
+        raise KernelError("mknod", e.errno, path) from None
+    trace.record(f"mknod -m {mode:o} {path} {kind} {major} {minor}", why)
+
+
+def symlink(target: str, path: str, why: str = "") -> None:
+    os.symlink(target, path)
+    trace.record(f"ln -s {target} {path}", why)
+
+
+def mkdir(path: str, mode: int = 0o755, why: str = "") -> None:
+    os.makedirs(path, mode, exist_ok=True)
+    trace.record(f"mkdir -p {path}", why)
+
+
+def rmdir(path: str, why: str = "") -> None:
+    os.rmdir(path)
+    trace.record(f"rmdir {path}", why)
+
+
+def write(path: str, text: str, why: str = "") -> None:
+    """Write a kernel control file (cgroupfs, /proc/PID/uid_map, ...) in one write(2)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    try:
+        os.write(fd, text.encode())
+    except OSError as e:
+        raise KernelError("write", e.errno, f"{text.strip()!r} to {path}") from None
+    finally:
+        os.close(fd)
+    shown = text.strip().replace("\n", "\\n")
+    echo = f"printf '{shown}\\n'" if "\n" in text.strip() else f"echo {shown}"
+    trace.record(f"{echo} > {path}", why)
+
+
+def kill(pid: int, sig: int, why: str = "") -> None:
+    import signal
+
+    os.kill(pid, sig)
+    trace.record(f"kill -{signal.Signals(sig).name[3:]} {pid}", why)
+
+
+# -- process attributes -----------------------------------------------------------------
+
+
+def prctl(option: int, value: int | bytes, why: str = "") -> None:
+    """prctl(2): operations on a process.
+
+    PR_SET_CHILD_SUBREAPER: "A subreaper fulfills the role of init(1) for
+    its descendant processes.  When a process becomes orphaned ... that
+    process will be reparented to the nearest still living ancestor
+    subreaper."  PR_SET_PDEATHSIG: "Set the parent-death signal of the
+    calling process".  PR_SET_NAME: set the thread name shown by ps.
+    """
+    arg = ctypes.c_char_p(value) if isinstance(value, bytes) else ctypes.c_ulong(value)
+    _check(_libc.prctl(option, arg, 0, 0, 0), "prctl", str(option))
+    if why:
+        trace.record(f"# prctl({option}, {value!r})", why)
+
+
+def bring_loopback_up(why: str = "") -> None:
+    """ioctl(SIOCSIFFLAGS): set IFF_UP on 'lo', as `ip link set lo up` does via netlink.
+
+    A new network namespace starts with only a loopback device, and it is down.
+    """
+    import fcntl
+    import socket
+    import struct
+
+    SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        ifreq = struct.pack("16sH14x", b"lo", 0)
+        flags = struct.unpack("16sH14x", fcntl.ioctl(s, SIOCGIFFLAGS, ifreq))[1]
+        fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | IFF_UP))
+    trace.record("ip link set lo up", why)

@@ -1,0 +1,303 @@
+"""Launching: how an ordinary fork(2) becomes a container (chapters 1 and 2).
+
+Three processes take part, as in runc:
+
+    minidocker (the supervisor)          intermediate              container init
+    ---------------------------          ------------              --------------
+    fork() ---------------------------->  join the cgroup
+                                          unshare(--user)?
+    write uid_map/gid_map   <-- asks --   (wait)
+                                          unshare(--pid --mount --uts --ipc --net)
+                                          fork() -------------->   PID 1 of the new PID namespace
+    learns init's PID  <---------------   exit                     mount overlay, /proc, /dev, /sys
+    (init is re-parented to minidocker,                            pivot_root (or chroot)
+     a "child subreaper")                                          hostname, user, workdir
+    go!  ------------------------------------------------------>   execve(the command)
+
+Why two forks?  ``unshare(CLONE_NEWPID)`` does not move the caller into the
+new PID namespace -- only its next child is born there, as PID 1.  And a user
+namespace must exist *before* the others so that it owns them.
+
+The processes talk over a socketpair: the forked ones send their explain-trace
+steps, their requests and their errors; minidocker answers.  The container's
+end is close-on-exec, so when ``execve`` succeeds minidocker simply sees the
+socket close.
+"""
+
+import errno
+import fcntl  # noqa: F401  (imported before pivot_root: the host's stdlib vanishes after it)
+import json
+import os
+import signal
+import socket
+import stat  # noqa: F401
+import struct  # noqa: F401
+import termios
+from typing import NamedTuple
+
+from minidocker import init, kernel, rootfs, trace
+from minidocker.errors import CannotExecute, CommandNotFound, MinidockerError
+from minidocker.kernel import (CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUSER,
+                               CLONE_NEWUTS)
+
+# --userns remap: container uid/gid 0..65535 are host 100000..165535, as Docker's default range.
+USERNS_BASE, USERNS_SIZE = 100000, 65536
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+class Channel:
+    """One message (a small JSON object) per datagram, over a SOCK_SEQPACKET socketpair."""
+
+    def __init__(self, sock: socket.socket):
+        self.sock = sock
+
+    @classmethod
+    def pair(cls) -> tuple["Channel", "Channel"]:
+        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        return cls(a), cls(b)
+
+    def send(self, **message) -> None:
+        self.sock.send(json.dumps(message).encode())
+
+    def recv(self) -> dict | None:
+        data = self.sock.recv(65536)
+        return json.loads(data) if data else None
+
+    def expect(self, key: str) -> None:
+        message = self.recv()
+        if not message or key not in message:
+            os._exit(125)  # minidocker went away or gave up: stop quietly
+
+    def forward_trace(self) -> None:
+        trace.become("container", lambda step: self.send(step=list(step)))
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+class Stdio(NamedTuple):
+    stdin: int
+    stdout: int
+    stderr: int
+    tty: bool = False  # the three are the slave side of a pseudo-terminal
+
+
+def namespace_flags(host_config: dict) -> int:
+    """Every namespace on, unless a --xxx host flag asks to share the host's."""
+    flags = CLONE_NEWNS
+    for mode_key, flag in [("PidMode", CLONE_NEWPID), ("UTSMode", CLONE_NEWUTS),
+                           ("IpcMode", CLONE_NEWIPC), ("NetworkMode", CLONE_NEWNET)]:
+        if host_config.get(mode_key) != "host":
+            flags |= flag
+    if host_config.get("UsernsMode") == "remap":
+        flags |= CLONE_NEWUSER
+    return flags
+
+
+def launch(record: dict, container_dir: str, lower_dirs: list[str], cgroup, stdio: Stdio,
+           on_ready=None) -> int:
+    """Create the container's processes; return the host PID of its init once it has exec'd.
+
+    Raises CommandNotFound (127), CannotExecute (126) or MinidockerError (125)
+    with the container's own one-line reason if it could not start.
+    `on_ready(init_pid)` runs just before the command is exec'd (used by --explain).
+    """
+    parent, child = Channel.pair()
+    kernel.prctl(kernel.PR_SET_CHILD_SUBREAPER, 1)  # orphaned container init comes back to us
+    intermediate = os.fork()
+    if intermediate == 0:
+        parent.close()
+        _run_child(lambda: _intermediate(record, container_dir, lower_dirs, cgroup, stdio, child), child)
+    child.close()
+    init_pid, failure = None, None
+    try:
+        while (message := parent.recv()) is not None:
+            if "step" in message:
+                trace.adopt(message["step"])
+            elif "userns" in message:
+                _write_id_maps(intermediate)
+                parent.send(mapped=True)
+            elif "pid" in message:
+                init_pid = message["pid"]
+            elif "ready" in message:
+                if on_ready:
+                    on_ready(init_pid)
+                parent.send(go=True)
+            elif "error" in message:
+                failure = message
+    finally:
+        parent.close()
+        os.waitpid(intermediate, 0)
+    if failure:
+        if init_pid:
+            _reap(init_pid)
+        error_class = {126: CannotExecute, 127: CommandNotFound}.get(failure["exit"], MinidockerError)
+        raise error_class(failure["error"])
+    return init_pid
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+
+
+def _run_child(body, channel: Channel) -> None:
+    """Run a forked process's work; never return into minidocker's own code."""
+    try:
+        body()
+    except MinidockerError as e:
+        channel.send(error=str(e), exit=e.exit_code)
+    except OSError as e:
+        channel.send(error=str(e), exit=125)
+    except BaseException as e:  # a bug: still one line, never a hung minidocker
+        channel.send(error=f"container setup failed: {type(e).__name__}: {e}", exit=125)
+    os._exit(125)
+
+
+def _write_id_maps(pid: int) -> None:
+    """user_namespaces(7): 'ID-inside-ns ID-outside-ns length', written once by a privileged process."""
+    mapping = f"0 {USERNS_BASE} {USERNS_SIZE}\n"
+    kernel.write(f"/proc/{pid}/uid_map", mapping, why="container uid 0..65535 = host uid 100000..165535")
+    kernel.write(f"/proc/{pid}/gid_map", mapping, why="the same for group IDs")
+
+
+def _intermediate(record, container_dir, lower_dirs, cgroup, stdio, channel: Channel) -> None:
+    channel.forward_trace()
+    cgroup.join(0)  # before anything else: every later child is charged to the container
+    flags = namespace_flags(record["HostConfig"])
+    if flags & CLONE_NEWUSER:
+        kernel.unshare(CLONE_NEWUSER, why="a user namespace first, so that it owns all the others")
+        channel.send(userns=True)
+        channel.expect("mapped")
+        os.setresgid(0, 0, 0)
+        os.setresuid(0, 0, 0)
+        os.setgroups([])
+    kernel.unshare(flags & ~CLONE_NEWUSER, why="new namespaces; the next child is PID 1 of the new PID namespace")
+    init_pid = os.fork()
+    if init_pid:
+        channel.send(pid=init_pid)
+        os._exit(0)
+    _run_child(lambda: _container_init(record, container_dir, lower_dirs, stdio, flags, channel), channel)
+
+
+def _container_init(record, container_dir, lower_dirs, stdio, flags, channel: Channel) -> None:
+    host_config, config = record["HostConfig"], record["Config"]
+    root = f"{container_dir}/rootfs"
+    rootfs.make_mounts_private()
+    rootfs.mount_overlay(lower_dirs, f"{container_dir}/upper", f"{container_dir}/work", root)
+    rootfs.mount_proc(root)
+    rootfs.mount_dev(root, can_mknod=not flags & CLONE_NEWUSER, private_ipc=bool(flags & CLONE_NEWIPC))
+    rootfs.mount_sys(root)
+    rootfs.bind_etc_files(root, container_dir)
+    if flags & CLONE_NEWNET:
+        kernel.bring_loopback_up(why="a new network namespace has only a loopback device, and it is down")
+    if flags & CLONE_NEWUTS:
+        kernel.sethostname(config["Hostname"], why="the UTS namespace has its own hostname")
+    if host_config.get("ChangeRoot") == "chroot":
+        rootfs.chroot_into(root)
+    else:
+        rootfs.pivot_into(root)
+    rootfs.mask_host_paths()
+
+    uid, gid, home = lookup_user(config.get("User") or "")
+    env = _environment(config, home)
+    workdir = config.get("WorkingDir") or "/"
+    os.makedirs(workdir, exist_ok=True)
+    os.chdir(workdir)
+    _attach_stdio(stdio)
+    os.setgroups([gid])
+    os.setgid(gid)
+    os.setuid(uid)
+    argv = [record["Path"]] + record["Args"]
+    executable = find_executable(argv[0], env)
+
+    channel.send(ready=True)
+    channel.expect("go")
+    if host_config.get("Init"):
+        command_pid = os.fork()
+        if command_pid:
+            channel.close()
+            init.reap_and_forward(command_pid)  # PID 1 stays minidocker's init; never returns
+    exec_command(executable, argv, env, channel)
+
+
+def _attach_stdio(stdio: Stdio) -> None:
+    os.setsid()  # its own session: terminal signals reach it only through minidocker or its own tty
+    for fd in os.listdir("/proc/self/fd"):  # nothing of minidocker's may leak into the container
+        if int(fd) > 2:
+            try:
+                os.set_inheritable(int(fd), False)
+            except OSError:
+                pass
+    for target, fd in enumerate((stdio.stdin, stdio.stdout, stdio.stderr)):
+        os.dup2(fd, target)
+    if stdio.tty:
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+def lookup_user(spec: str) -> tuple[int, int, str]:
+    """-u name|uid[:group|gid] -> (uid, gid, home), read from the container's own /etc/passwd."""
+    user, _, group = spec.partition(":")
+    uid, gid, home = 0, 0, "/root"
+    if user:
+        entry = _find_entry("/etc/passwd", user)
+        if entry:
+            uid, gid, home = int(entry[2]), int(entry[3]), entry[5]
+        elif user.isdigit():
+            uid, gid, home = int(user), 0, "/"
+        else:
+            raise MinidockerError(f"unable to find user {user}: no matching entries in passwd file")
+    if group:
+        entry = _find_entry("/etc/group", group)
+        if entry:
+            gid = int(entry[2])
+        elif group.isdigit():
+            gid = int(group)
+        else:
+            raise MinidockerError(f"unable to find group {group}: no matching entries in group file")
+    return uid, gid, home
+
+
+def _find_entry(path: str, name_or_id: str) -> list[str] | None:
+    try:
+        with open(path) as f:
+            for line in f:
+                fields = line.rstrip("\n").split(":")
+                if len(fields) > 3 and name_or_id in (fields[0], fields[2]):
+                    return fields
+    except OSError:
+        pass
+    return None
+
+
+def _environment(config: dict, home: str) -> dict[str, str]:
+    env = {"PATH": DEFAULT_PATH, "HOSTNAME": config["Hostname"], "HOME": home}
+    if config.get("Tty"):
+        env["TERM"] = "xterm"
+    env.update(e.partition("=")[::2] for e in config.get("Env", []))
+    return env
+
+
+def find_executable(name: str, env: dict[str, str]) -> str:
+    """execvp(3)'s search of $PATH, done here so a missing command gets Docker's message and 127."""
+    if "/" in name:
+        if not os.path.exists(name):
+            raise CommandNotFound(f'exec: "{name}": stat {name}: no such file or directory')
+        return name
+    for directory in env.get("PATH", DEFAULT_PATH).split(":"):
+        candidate = os.path.join(directory or ".", name)
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return candidate
+    raise CommandNotFound(f'exec: "{name}": executable file not found in $PATH')
+
+
+def exec_command(executable: str, argv: list[str], env: dict[str, str], channel: Channel) -> None:
+    """execve(2): 'executes the program referred to by pathname ... replacing the calling process'."""
+    try:
+        os.execve(executable, argv, env)
+    except OSError as e:
+        code = 127 if e.errno == errno.ENOENT else 126
+        channel.send(error=f'exec: "{argv[0]}": {os.strerror(e.errno).lower()}', exit=code)
+        os._exit(code)

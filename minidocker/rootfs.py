@@ -1,0 +1,155 @@
+"""The container's filesystem: overlayfs, /proc, /dev, /sys, and changing root (chapter 1).
+
+All of this runs inside the container's new *mount namespace*, so every mount
+here is invisible to the host and disappears by itself when the container's
+last process exits -- nothing to clean up, nothing to leak.
+
+1. overlayfs stacks the image's read-only layers (lowerdir) under a
+   per-container writable layer (upperdir); the merged view is the root.
+2. Kernel filesystems are mounted inside it: a /proc for the new PID
+   namespace, a small /dev on tmpfs with only safe devices, /sys read-only.
+3. The root is changed.  ``pivot_root`` swaps the whole root mount, so the
+   host's tree can be detached; ``chroot`` (``--chroot``, for teaching) only
+   changes how "/" is resolved, which a root process can climb out of.
+4. Like Docker, a few /proc files that leak host information are masked
+   and kernel tunables under /proc are made read-only.
+"""
+
+import os
+
+from minidocker import kernel
+from minidocker.kernel import (MNT_DETACH, MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_RDONLY,
+                               MS_REC, MS_REMOUNT, MS_STRICTATIME)
+
+# Docker's defaults (moby's oci/defaults.go): hidden, and read-only, paths.
+MASKED_PATHS = ["/proc/asound", "/proc/acpi", "/proc/interrupts", "/proc/kcore", "/proc/keys",
+                "/proc/latency_stats", "/proc/timer_list", "/proc/timer_stats", "/proc/sched_debug",
+                "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap"]
+READONLY_PATHS = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+
+# The only devices a container gets: (name, major, minor).
+DEVICES = [("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)]
+DEV_LINKS = [("/proc/self/fd", "fd"), ("/proc/self/fd/0", "stdin"), ("/proc/self/fd/1", "stdout"),
+             ("/proc/self/fd/2", "stderr"), ("/proc/kcore", "core"), ("pts/ptmx", "ptmx")]
+ETC_FILES = ("hostname", "hosts", "resolv.conf")
+
+
+def make_mounts_private() -> None:
+    kernel.mount(None, "/", None, MS_REC | MS_PRIVATE,
+                 why="stop mounts propagating between this mount namespace and the host's")
+
+
+def mount_overlay(lower_dirs: list[str], upper: str, work: str, target: str) -> None:
+    # overlayfs lists the top-most lower layer first; images list layers bottom first.
+    options = f"lowerdir={':'.join(reversed(lower_dirs))},upperdir={upper},workdir={work}"
+    kernel.mount("overlay", target, "overlay", 0, options,
+                 why="union of the read-only image layers and this container's writable layer")
+
+
+def mount_proc(root: str) -> None:
+    kernel.mount("proc", f"{root}/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                 why="a /proc that shows only the processes of this PID namespace")
+
+
+def mount_sys(root: str) -> None:
+    flags = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC
+    try:
+        kernel.mount("sysfs", f"{root}/sys", "sysfs", flags, why="/sys, read-only")
+    except kernel.KernelError:
+        # sysfs may only be mounted by the owner of the network namespace; with a user
+        # namespace but the host's network, show the host's /sys read-only instead.
+        kernel.mount("/sys", f"{root}/sys", None, MS_BIND | MS_REC, why="the host's /sys (shared network)")
+        kernel.mount(None, f"{root}/sys", None, MS_BIND | MS_REMOUNT | flags, why="... read-only")
+
+
+def mount_dev(root: str, can_mknod: bool, private_ipc: bool) -> None:
+    dev = f"{root}/dev"
+    kernel.mount("tmpfs", dev, "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k",
+                 why="an empty /dev: the container sees only the devices put here")
+    for name, major, minor in DEVICES:
+        if can_mknod:
+            kernel.mknod(f"{dev}/{name}", "c", major, minor, why="a device node is just a name for a driver")
+        else:  # a user namespace may not create device nodes: borrow the host's
+            open(f"{dev}/{name}", "w").close()
+            kernel.mount(f"/dev/{name}", f"{dev}/{name}", None, MS_BIND,
+                         why="bind the host's device (mknod is not allowed in a user namespace)")
+    kernel.mkdir(f"{dev}/pts")
+    kernel.mount("devpts", f"{dev}/pts", "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=0620",
+                 why="a private set of pseudo-terminals")
+    kernel.mkdir(f"{dev}/shm", 0o1777)
+    if private_ipc:
+        kernel.mount("shm", f"{dev}/shm", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=1777,size=65536k",
+                     why="POSIX shared memory private to this IPC namespace")
+        kernel.mkdir(f"{dev}/mqueue")
+        kernel.mount("mqueue", f"{dev}/mqueue", "mqueue", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                     why="POSIX message queues of this IPC namespace")
+    else:
+        kernel.mount("/dev/shm", f"{dev}/shm", None, MS_BIND | MS_REC, why="--ipc host: share the host's /dev/shm")
+    for target, name in DEV_LINKS:
+        kernel.symlink(target, f"{dev}/{name}")
+
+
+def bind_etc_files(root: str, container_dir: str) -> None:
+    """/etc/hostname, /etc/hosts, /etc/resolv.conf come from the container's directory, as in Docker."""
+    os.makedirs(f"{root}/etc", exist_ok=True)
+    for name in ETC_FILES:
+        target = f"{root}/etc/{name}"
+        if os.path.islink(target) or not os.path.exists(target):
+            if os.path.islink(target):
+                os.unlink(target)
+            open(target, "a").close()
+        kernel.mount(f"{container_dir}/{name}", target, None, MS_BIND,
+                     why=f"minidocker writes /etc/{name} for each container")
+
+
+def pivot_into(root: str) -> None:
+    """Make `root` the root mount and detach the host's tree entirely."""
+    os.chdir(root)
+    kernel.mkdir(f"{root}/.old_root", 0o700)
+    kernel.pivot_root(root, f"{root}/.old_root", why="the container's tree becomes the root mount")
+    os.chdir("/")
+    kernel.umount("/.old_root", MNT_DETACH, why="detach the host's tree: nothing of it stays reachable")
+    kernel.rmdir("/.old_root")
+
+
+def chroot_into(root: str) -> None:
+    """--chroot: only change where "/" resolves; the host's tree is still mounted underneath."""
+    os.chdir(root)
+    kernel.chroot(root, why="--chroot (teaching mode): the host's mounts are still there, escapable")
+    os.chdir("/")
+
+
+def mask_host_paths() -> None:
+    for path in MASKED_PATHS:
+        if os.path.isdir(path):
+            kernel.mount("tmpfs", path, "tmpfs", MS_RDONLY, why="hide host information (Docker's masked paths)")
+        elif os.path.exists(path):
+            kernel.mount("/dev/null", path, None, MS_BIND, why="hide host information (Docker's masked paths)")
+    for path in READONLY_PATHS:
+        if os.path.exists(path):
+            kernel.mount(path, path, None, MS_BIND | MS_REC, why="kernel tunables stay read-only")
+            kernel.mount(None, path, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
+
+
+def write_etc_files(container_dir: str, hostname: str, network: str) -> None:
+    """Called at create time, on the host."""
+    with open(f"{container_dir}/hostname", "w") as f:
+        f.write(hostname + "\n")
+    if network == "host":
+        with open("/etc/hosts") as f:
+            hosts = f.read()
+    else:
+        hosts = ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+                 "fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\nff02::2\tip6-allrouters\n")
+    with open(f"{container_dir}/hosts", "w") as f:
+        f.write(hosts)
+    try:
+        with open("/etc/resolv.conf") as f:
+            resolv = f.read().splitlines()
+    except OSError:
+        resolv = []
+    if network != "host":  # the host's loopback resolver is unreachable from another network namespace
+        resolv = [ln for ln in resolv if not ln.split()[:2] in (["nameserver", "127.0.0.1"],
+                                                                 ["nameserver", "127.0.0.53"], ["nameserver", "::1"])]
+    with open(f"{container_dir}/resolv.conf", "w") as f:
+        f.write("\n".join(resolv) + "\n")

@@ -1,0 +1,152 @@
+"""The state store: where containers and images live on disk (chapter 2).
+
+Docker keeps each container as a directory named by its 64-hex-digit ID
+holding a JSON record (what `docker inspect` prints) and the files bind-mounted
+into it.  minidocker does the same under ``$MINIDOCKER_ROOT``
+(default /var/lib/minidocker)::
+
+    lock                       flock(2)ed while a command changes shared state
+    containers/<id>/config.json   the record: Config, HostConfig, State, ...
+    containers/<id>/{hostname,hosts,resolv.conf,container.log}
+    containers/<id>/{upper,work,rootfs}   overlayfs dirs (see rootfs.py)
+    images/...                 see images.py
+
+Every write is atomic (write a temporary file, then rename(2) over the old
+one), and changes that read-modify-write go under the lock, so two commands
+running at once can never leave a half-written or lost record.
+"""
+
+import contextlib
+import fcntl
+import json
+import os
+import random
+import secrets
+
+from minidocker.errors import Conflict, MinidockerError, NotFound
+
+DEFAULT_ROOT = "/var/lib/minidocker"
+
+
+def atomic_write_json(path: str, obj) -> None:
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=2)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+class Store:
+    def __init__(self, root: str | None = None):
+        self.root = os.path.abspath(root or os.environ.get("MINIDOCKER_ROOT") or DEFAULT_ROOT)
+        self.containers = os.path.join(self.root, "containers")
+        self.images = os.path.join(self.root, "images")
+        for d in (self.root, self.containers, self.images):
+            os.makedirs(d, exist_ok=True)
+            os.chmod(d, 0o711)  # traversable by a user namespace's remapped root, not listable
+
+    @contextlib.contextmanager
+    def lock(self):
+        fd = os.open(os.path.join(self.root, "lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    # -- container records ------------------------------------------------------------
+
+    def container_dir(self, cid: str) -> str:
+        return os.path.join(self.containers, cid)
+
+    def ids(self) -> list[str]:
+        return [d for d in os.listdir(self.containers) if len(d) == 64 and not d.startswith(".")]
+
+    def load(self, cid: str) -> dict:
+        try:
+            with open(os.path.join(self.container_dir(cid), "config.json")) as f:
+                return json.load(f)
+        except FileNotFoundError:
+            raise NotFound(f"No such container: {cid[:12]}") from None
+
+    def save(self, record: dict) -> None:
+        atomic_write_json(os.path.join(self.container_dir(record["Id"]), "config.json"), record)
+
+    def update(self, cid: str, change) -> dict:
+        """Read, change and write a record under the lock; returns the new record."""
+        with self.lock():
+            record = self.load(cid)
+            change(record)
+            self.save(record)
+            return record
+
+    def delete(self, cid: str) -> None:
+        """Remove a container's directory: its record, logs and writable layer."""
+        import shutil
+
+        shutil.rmtree(self.container_dir(cid), ignore_errors=True)
+
+    def records(self) -> list[dict]:
+        out = []
+        for cid in self.ids():
+            try:
+                out.append(self.load(cid))
+            except (NotFound, json.JSONDecodeError):
+                continue  # removed or being created meanwhile
+        return out
+
+    def resolve(self, ref: str) -> str:
+        """A full ID, a name, or a unique ID prefix -> the full ID (as Docker accepts)."""
+        if not ref:
+            raise MinidockerError("container name or ID must not be empty")
+        ids = self.ids()
+        if ref in ids:
+            return ref
+        for record in self.records():
+            if record["Name"] == "/" + ref.lstrip("/"):
+                return record["Id"]
+        matches = [i for i in ids if i.startswith(ref)]
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise MinidockerError(f"multiple IDs found with provided prefix: {ref}")
+        raise NotFound(f"No such container: {ref}")
+
+    def check_name_free(self, name: str) -> None:
+        """Call under the lock; a name belongs to at most one container."""
+        for record in self.records():
+            if record["Name"] == "/" + name:
+                raise Conflict(f'Conflict. The container name "/{name}" is already in use by container '
+                               f'"{record["Id"]}". You have to remove (or rename) that container to be '
+                               f"able to reuse that name.")
+
+
+def new_id() -> str:
+    return secrets.token_hex(32)
+
+
+_ADJECTIVES = ("admiring bold brave busy clever eager elastic focused gallant happy jolly keen "
+               "loving modest nifty quirky relaxed serene sharp tender vibrant wise").split()
+_SCIENTISTS = ("babbage curie darwin einstein feynman franklin galileo hopper kepler lamarr "
+               "lovelace mccarthy newton noether pasteur ritchie shannon thompson torvalds turing").split()
+
+
+def generate_name() -> str:
+    """A Docker-style name such as 'focused_turing'."""
+    return f"{random.choice(_ADJECTIVES)}_{random.choice(_SCIENTISTS)}"
+
+
+def valid_name(name: str) -> bool:
+    """Docker's rule: [a-zA-Z0-9][a-zA-Z0-9_.-]*"""
+    return bool(name) and name[0].isascii() and name[0].isalnum() and all(
+        c.isascii() and (c.isalnum() or c in "_.-") for c in name)
+
+
+def now() -> str:
+    """An RFC 3339 time stamp in UTC, as Docker writes them."""
+    import datetime
+
+    return datetime.datetime.now(datetime.timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+NEVER = "0001-01-01T00:00:00Z"

@@ -1,0 +1,215 @@
+"""The supervisor: the process that sits beside a running container (chapter 2).
+
+Docker gives each container a *shim* (containerd-shim): a small process that
+is the container's parent, holds its stdin/stdout/stderr, writes its output
+to the log, waits for it to exit and records the exit status.  minidocker's
+supervisor is the same idea in one function, :func:`supervise`:
+
+* ``minidocker run`` (attached) runs it right in the CLI process, echoing the
+  output to your terminal and forwarding Ctrl-C and other signals;
+* ``run -d`` and ``start`` fork it off as a daemon (``setsid``, double fork)
+  that outlives the command, so the container keeps running after you get
+  your prompt back.
+"""
+
+import json
+import os
+import select
+import signal
+import termios
+import tty
+
+from minidocker import cgroups, images, launch, trace
+from minidocker.errors import CannotExecute, CommandNotFound, MinidockerError
+from minidocker.init import exit_status
+from minidocker.launch import Stdio
+from minidocker.store import NEVER, Store, now
+
+ATTACHED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
+
+
+def limits_of(host_config: dict) -> cgroups.Limits:
+    return cgroups.Limits(memory=host_config.get("Memory") or None,
+                          cpus=(host_config.get("NanoCpus") or 0) / 1e9 or None,
+                          cpu_shares=host_config.get("CpuShares") or None,
+                          pids=host_config.get("PidsLimit") or None)
+
+
+def supervise(store: Store, cid: str, attach: bool, on_started=None, on_ready=None) -> int:
+    """Start the container, pump its output, wait for it, record how it ended. Returns its exit code."""
+    record = store.load(cid)
+    host_config, config = record["HostConfig"], record["Config"]
+    container_dir = store.container_dir(cid)
+    image = images.get(store, record["Image"])
+    remapped = host_config.get("UsernsMode") == "remap"
+    lower_dirs = images.shifted_layers(image, launch.USERNS_BASE) if remapped else image.layer_dirs
+    cgroup = cgroups.create(cid, limits_of(host_config))
+    container_stdio, outputs, stdin_relay = _make_stdio(config, attach)
+    try:
+        pid = launch.launch(record, container_dir, lower_dirs, cgroup, container_stdio, on_ready)
+    except MinidockerError as e:
+        cgroup.kill_all()
+        cgroup.destroy()
+        store.update(cid, lambda r: r["State"].update(Error=str(e), ExitCode=e.exit_code))
+        raise
+    finally:
+        for fd in set(container_stdio[:3]):
+            if fd > 2:
+                os.close(fd)
+
+    def started(r):
+        r["State"].update(Status="running", Running=True, Pid=pid, ExitCode=0, Error="", OOMKilled=False,
+                          StartedAt=now(), FinishedAt=NEVER, SupervisorPid=os.getpid())
+
+    store.update(cid, started)
+    if on_started:
+        on_started()
+    if attach:
+        for sig in ATTACHED_SIGNALS:
+            signal.signal(sig, lambda signum, _frame: _signal_quietly(pid, signum))
+    with open(record["LogPath"], "ab") as log:
+        status = relay(pid, outputs, log, stdin_relay)
+    code = exit_status(status)
+    oom_killed = cgroup.oom_killed()
+    cgroup.kill_all()  # with --pid host, nothing else would stop what the command left running
+    cgroup.destroy()
+
+    def exited(r):
+        r["State"].update(Status="exited", Running=False, Pid=0, ExitCode=code, OOMKilled=oom_killed,
+                          FinishedAt=now())
+
+    store.update(cid, exited)
+    if host_config.get("AutoRemove"):
+        store.delete(cid)
+    return code
+
+
+def _signal_quietly(pid: int, signum: int) -> None:
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        pass
+
+
+def _make_stdio(config: dict, attach: bool):
+    """The container's three standard files, and what minidocker reads from / writes to.
+
+    Returns (Stdio for the container, {our read end: (stream, echo fd or None)}, (from, to) for stdin or None).
+    """
+    interactive = attach and config.get("OpenStdin")
+    if config.get("Tty"):
+        master, slave = os.openpty()
+        if attach and os.isatty(0):
+            termios.tcsetwinsize(slave, termios.tcgetwinsize(0))
+        return Stdio(slave, slave, slave, tty=True), {master: ("stdout", 1 if attach else None)}, \
+            ((0, master) if interactive else None)
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    stdin = 0 if interactive else os.open(os.devnull, os.O_RDONLY)
+    return Stdio(stdin, out_w, err_w), {out_r: ("stdout", 1 if attach else None),
+                                        err_r: ("stderr", 2 if attach else None)}, None
+
+
+def relay(pid: int, outputs: dict, log, stdin_relay=None) -> int:
+    """Copy the container's output to the log (and the terminal) until it exits; return its wait status."""
+    pidfd = os.pidfd_open(pid)
+    watched = list(outputs) + [pidfd] + ([stdin_relay[0]] if stdin_relay else [])
+    saved_tty = None
+    if stdin_relay and os.isatty(stdin_relay[0]):
+        saved_tty = termios.tcgetattr(stdin_relay[0])
+        tty.setraw(stdin_relay[0])
+    try:
+        exited = False
+        while not exited:
+            for fd in select.select(watched, [], [])[0]:
+                if fd == pidfd:
+                    exited = True
+                elif stdin_relay and fd == stdin_relay[0]:
+                    data = os.read(fd, 65536)
+                    if data:
+                        os.write(stdin_relay[1], data)
+                    else:
+                        watched.remove(fd)
+                elif not _copy(fd, outputs[fd], log):
+                    watched.remove(fd)
+        for fd in outputs:  # what is still buffered once the container is gone
+            os.set_blocking(fd, False)
+            while _copy(fd, outputs[fd], log):
+                pass
+    finally:
+        if saved_tty:
+            termios.tcsetattr(stdin_relay[0], termios.TCSADRAIN, saved_tty)
+        for fd in list(outputs) + [pidfd]:
+            os.close(fd)
+    return os.waitpid(pid, 0)[1]
+
+
+def _copy(fd: int, target: tuple[str, int | None], log) -> bool:
+    try:
+        data = os.read(fd, 65536)
+    except (BlockingIOError, OSError):  # EAGAIN when drained; EIO from a pty whose slave closed
+        return False
+    if not data:
+        return False
+    stream, echo = target
+    if echo is not None:
+        os.write(echo, data)
+    entry = {"log": data.decode("utf-8", "surrogateescape"), "stream": stream, "time": now()}
+    log.write(json.dumps(entry).encode() + b"\n")
+    log.flush()
+    return True
+
+
+def read_log(path: str, offset: int = 0) -> tuple[list[tuple[str, bytes]], int]:
+    """Entries [(stream, bytes)] of a container log from `offset`, and the offset after them."""
+    entries = []
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            for line in f:
+                if not line.endswith(b"\n"):
+                    break  # still being written
+                offset += len(line)
+                entry = json.loads(line)
+                entries.append((entry["stream"], entry["log"].encode("utf-8", "surrogateescape")))
+    except FileNotFoundError:
+        pass
+    return entries, offset
+
+
+def spawn_detached(store: Store, cid: str) -> None:
+    """Fork the supervisor off as a daemon; return once the container runs (or raise why it did not)."""
+    read_end, write_end = os.pipe()
+    first = os.fork()
+    if first == 0:
+        os.close(read_end)
+        os.setsid()
+        if os.fork():
+            os._exit(0)  # the supervisor's parent exits: init (or a subreaper) adopts it
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
+        try:
+            def started():  # hand the explain trace back to the command that is waiting
+                os.write(write_end, json.dumps({"steps": trace.steps()}).encode())
+                os.close(write_end)
+
+            supervise(store, cid, attach=False, on_started=started)
+        except BaseException as e:  # noqa: BLE001 - report, never leave the caller hanging
+            failure = {"error": str(e) if isinstance(e, MinidockerError) else f"supervisor failed: {e!r}",
+                       "exit": getattr(e, "exit_code", 125)}
+            try:
+                os.write(write_end, json.dumps(failure).encode())
+            except OSError:
+                pass  # the container had started; the error is in its record
+        os._exit(0)
+    os.close(write_end)
+    os.waitpid(first, 0)
+    with os.fdopen(read_end, "rb") as f:
+        answer = f.read()
+    answer = json.loads(answer or b'{"error": "the supervisor died before the container started", "exit": 125}')
+    for step in answer.get("steps", []):
+        trace.adopt(step)
+    if "error" in answer:
+        failure = answer
+        raise {126: CannotExecute, 127: CommandNotFound}.get(failure["exit"], MinidockerError)(failure["error"])

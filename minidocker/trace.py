@@ -1,0 +1,69 @@
+"""The explain trace: every kernel step, recorded by the code that performs it.
+
+Each call in `minidocker.kernel` records itself here as the shell command a
+learner could paste into a root shell to do the same thing by hand
+(`unshare --uts`, `mount -t overlay ...`, `echo 33554432 > memory.limit_in_bytes`).
+`--explain` prints these records, and the Python API hands the very same list
+to the notebooks, so the story told can never drift from what the code did.
+
+A container is set up by several processes (minidocker, then the forked
+processes that become the container).  Each process records into its own list;
+a forked process forwards its records to minidocker over a socket, and the
+steps are merged by their CLOCK_MONOTONIC time stamp, which all processes share.
+"""
+
+import time
+from typing import Callable, NamedTuple
+
+
+class Step(NamedTuple):
+    command: str  # a shell command with the same effect
+    why: str  # one short reason, for the learner
+    actor: str  # which process performed it: "minidocker" or "container"
+    at_ns: int  # CLOCK_MONOTONIC, to merge steps from several processes
+
+    def as_shell(self) -> str:
+        return f"{self.command:<60}  # [{self.actor}] {self.why}" if self.why else self.command
+
+
+_steps: list[Step] = []
+_actor = "minidocker"
+_forward: Callable[[Step], None] | None = None
+
+
+def record(command: str, why: str = "") -> None:
+    """Note that this process just performed `command` (as a shell equivalent)."""
+    step = Step(command, why, _actor, time.monotonic_ns())
+    if _forward is not None:
+        _forward(step)
+    else:
+        _steps.append(step)
+
+
+def become(actor: str, forward: Callable[[Step], None] | None) -> None:
+    """In a forked process: label its steps and send them to minidocker."""
+    global _actor, _forward
+    _actor, _forward = actor, forward
+    _steps.clear()
+
+
+def adopt(step: Step) -> None:
+    """Keep a step that a forked process performed and sent over."""
+    _steps.append(Step(*step))
+
+
+def steps() -> list[Step]:
+    """The steps recorded (or adopted) so far, in the order they happened."""
+    return sorted(_steps, key=lambda s: s.at_ns)
+
+
+def take() -> list[Step]:
+    """Return and forget the steps recorded so far."""
+    taken = steps()
+    _steps.clear()
+    return taken
+
+
+def render(steps: list[Step]) -> str:
+    """The steps as a shell script a learner can read and paste."""
+    return "\n".join(s.as_shell() for s in steps)
