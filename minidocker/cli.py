@@ -115,15 +115,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _explainer(args):
+def _explainer(args, store):
     """--explain: print the steps so far to stderr, just before the container's command starts."""
     if not args.explain:
         return None
 
-    def show(_pid):
+    def show(_pid=None):
         from minidocker import trace
 
-        print(trace.render(trace.steps()), file=sys.stderr, flush=True)
+        steps = trace.steps()
+        ids = {w for s in steps for w in s.command.replace("/", " ").split() if len(w) == 64}
+        names = {"MINIDOCKER_ROOT": store.root, **({"ID": ids.pop()} if len(ids) == 1 else {})}
+        print(trace.render(steps, names), file=sys.stderr, flush=True)
 
     return show
 
@@ -146,7 +149,7 @@ def _dispatch(args) -> int | None:
     from minidocker.store import Store
 
     store = Store()
-    explain = _explainer(args)
+    explain = _explainer(args, store)
     if args.subcommand in ("run", "create"):
         options = _options(args)
         if args.subcommand == "create":
@@ -156,7 +159,7 @@ def _dispatch(args) -> int | None:
         cid, code = api.run(args.image, args.command, options, detach=detach, on_ready=explain, store=store)
         if detach:
             if explain:
-                explain(None)
+                explain()
             print(cid)
         return code
     if args.subcommand == "start":
@@ -165,7 +168,7 @@ def _dispatch(args) -> int | None:
             code = api.start(ref, attach=args.attach, on_ready=explain, store=store)
             if not args.attach:
                 if explain:
-                    explain(None)
+                    explain()
                 print(ref)
         return code
     if args.subcommand == "exec":
@@ -191,7 +194,7 @@ def _dispatch(args) -> int | None:
                 print(f"minidocker: {e}", file=sys.stderr)
                 failed = True
         if explain:
-            print(trace.render(trace.steps()), file=sys.stderr)
+            explain()
         return 1 if failed else None
     if args.subcommand == "ps":
         _print_ps(api.containers(all=args.all, store=store), args.quiet, args.no_trunc)
@@ -268,13 +271,17 @@ def _print_ps(records: list[dict], quiet: bool, no_trunc: bool) -> None:
         for r in records:
             print(r["Id"] if no_trunc else r["Id"][:12])
         return
-    print(f"{'CONTAINER ID':<14}{'IMAGE':<12}{'COMMAND':<24}{'CREATED':<18}{'STATUS':<26}NAMES")
+    rows = [("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES")]
     for r in records:
         command = " ".join([r["Path"]] + r["Args"])
         if not no_trunc and len(command) > 20:
             command = command[:19] + "…"
-        print(f"{r['Id'][:12]:<14}{r['Config']['Image']:<12}{json.dumps(command):<24}"
-              f"{_ago(r['Created']) + ' ago':<18}{_status(r['State']):<26}{r['Name'][1:]}")
+        rows.append((r["Id"] if no_trunc else r["Id"][:12], r["Config"]["Image"],
+                     json.dumps(command, ensure_ascii=False), _ago(r["Created"]) + " ago", _status(r["State"]),
+                     r["Name"][1:]))
+    widths = [max(len(row[i]) for row in rows) + 3 for i in range(5)]
+    for row in rows:
+        print("".join(cell.ljust(width) for cell, width in zip(row, widths)) + row[5])
 
 
 def entry_point() -> None:

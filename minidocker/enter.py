@@ -40,20 +40,20 @@ def exec_in(store: Store, ref: str, command: list[str], tty: bool = False, inter
     config = dict(record["Config"], Env=record["Config"]["Env"] + list(env),
                   User=user if user is not None else record["Config"].get("User", ""),
                   WorkingDir=workdir or record["Config"].get("WorkingDir") or "/", Tty=tty, OpenStdin=interactive)
-    container_stdio, outputs, stdin_relay = supervisor._make_stdio(config, attach=True)
+    streams = supervisor.Streams(config, attach=True)
     parent, child = Channel.pair()
     pid = os.fork()
     if pid == 0:
         parent.close()
-        launch._run_child(lambda: _enter(cid, init_pid, config, command, container_stdio, child), child)
+        launch._run_child(lambda: _enter(cid, init_pid, config, command, streams.container_side, child), child)
     child.close()
-    for fd in set(container_stdio[:3]):
-        if fd > 2:
-            os.close(fd)
+    streams.close_container_side()
     failure = None
     while (message := parent.recv()) is not None:
         if "step" in message:
             trace.adopt(message["step"])
+        elif "console" in message:
+            streams.console(message["fd"])
         elif "error" in message:
             failure = message
     parent.close()
@@ -61,12 +61,11 @@ def exec_in(store: Store, ref: str, command: list[str], tty: bool = False, inter
         on_ready(pid)
     if failure:
         os.waitpid(pid, 0)
-        for fd in outputs:
-            os.close(fd)
+        streams.close_ours()
         error_class = {126: launch.CannotExecute, 127: launch.CommandNotFound}.get(failure["exit"], MinidockerError)
         raise error_class(failure["error"])
     with open(os.devnull, "wb") as no_log:
-        return exit_status(supervisor.relay(pid, outputs, no_log, stdin_relay))
+        return exit_status(supervisor.relay(pid, streams.outputs, no_log, streams.stdin_relay))
 
 
 def _enter(cid: str, init_pid: int, config: dict, command: list[str], stdio: Stdio, channel: Channel) -> None:
@@ -79,6 +78,8 @@ def _enter(cid: str, init_pid: int, config: dict, command: list[str], stdio: Std
     os.fchdir(root)
     kernel.chroot(".", why="the container's root directory (nsenter --root)")
     os.close(root)
+    if stdio.tty:
+        stdio = launch.open_console(channel)
     if os.fork():
         # setns(pid) applies to children only: this process waits for the one that runs the command
         channel.close()

@@ -26,6 +26,7 @@ FORWARDED = [s for s in signal.Signals if s not in (signal.SIGKILL, signal.SIGST
 def reap_and_forward(command_pid: int) -> None:
     """Forward every signal to the command; reap every child; exit as the command exits."""
     kernel.prctl(kernel.PR_SET_NAME, b"minidocker-init")
+    os.closerange(3, os.sysconf("SC_OPEN_MAX"))  # hold nothing of minidocker's open: pipes would never close
 
     def forward(signum, _frame):
         try:

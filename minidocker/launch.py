@@ -60,8 +60,17 @@ class Channel:
         self.sock.send(json.dumps(message).encode())
 
     def recv(self) -> dict | None:
-        data = self.sock.recv(65536)
-        return json.loads(data) if data else None
+        data, fds, _flags, _addr = socket.recv_fds(self.sock, 65536, 1)
+        if not data:
+            return None
+        message = json.loads(data)
+        if fds:
+            message["fd"] = fds[0]
+        return message
+
+    def send_fd(self, fd: int, **message) -> None:
+        """Pass an open file descriptor to the other process (SCM_RIGHTS, unix(7))."""
+        socket.send_fds(self.sock, [json.dumps(message).encode()], [fd])
 
     def expect(self, key: str) -> None:
         message = self.recv()
@@ -76,10 +85,12 @@ class Channel:
 
 
 class Stdio(NamedTuple):
+    """The container's stdin, stdout, stderr; with tty=True they are made inside it (see open_console)."""
+
     stdin: int
     stdout: int
     stderr: int
-    tty: bool = False  # the three are the slave side of a pseudo-terminal
+    tty: bool = False
 
 
 def namespace_flags(host_config: dict) -> int:
@@ -95,12 +106,13 @@ def namespace_flags(host_config: dict) -> int:
 
 
 def launch(record: dict, container_dir: str, lower_dirs: list[str], cgroup, stdio: Stdio,
-           on_ready=None) -> int:
+           on_ready=None, on_console=None) -> int:
     """Create the container's processes; return the host PID of its init once it has exec'd.
 
     Raises CommandNotFound (127), CannotExecute (126) or MinidockerError (125)
     with the container's own one-line reason if it could not start.
-    `on_ready(init_pid)` runs just before the command is exec'd (used by --explain).
+    `on_ready(init_pid)` runs just before the command is exec'd (used by --explain);
+    `on_console(fd)` receives the master side of the container's terminal (with tty).
     """
     parent, child = Channel.pair()
     kernel.prctl(kernel.PR_SET_CHILD_SUBREAPER, 1)  # orphaned container init comes back to us
@@ -119,6 +131,8 @@ def launch(record: dict, container_dir: str, lower_dirs: list[str], cgroup, stdi
                 parent.send(mapped=True)
             elif "pid" in message:
                 init_pid = message["pid"]
+            elif "console" in message:
+                on_console(message["fd"])
             elif "ready" in message:
                 if on_ready:
                     on_ready(init_pid)
@@ -200,6 +214,8 @@ def _container_init(record, container_dir, lower_dirs, stdio, flags, channel: Ch
     else:
         rootfs.pivot_into(root)
     rootfs.mask_host_paths()
+    if stdio.tty:
+        stdio = open_console(channel)
 
     uid, gid, home = lookup_user(config.get("User") or "")
     env = _environment(config, home)
@@ -212,7 +228,7 @@ def _container_init(record, container_dir, lower_dirs, stdio, flags, channel: Ch
     os.setuid(uid)
     argv = [record["Path"]] + record["Args"]
     executable = find_executable(argv[0], env)
-
+    trace.record(f"exec {' '.join(argv)}", "replace this process by the container's command (execve)")
     channel.send(ready=True)
     channel.expect("go")
     if host_config.get("Init"):
@@ -221,6 +237,19 @@ def _container_init(record, container_dir, lower_dirs, stdio, flags, channel: Ch
             channel.close()
             init.reap_and_forward(command_pid)  # PID 1 stays minidocker's init; never returns
     exec_command(executable, argv, env, channel)
+
+
+def open_console(channel: Channel) -> Stdio:
+    """A pseudo-terminal made *inside* the container, so its name (/dev/pts/0) exists there.
+
+    The master side goes back to minidocker over the socket, as runc's
+    "console socket" does; the container keeps the slave as its terminal.
+    """
+    master, slave = os.openpty()  # opens /dev/ptmx -- now the container's own devpts
+    trace.record(f"# openpty() -> {os.ttyname(slave)}", "a terminal inside the container; its master goes to minidocker")
+    channel.send_fd(master, console=True)
+    os.close(master)
+    return Stdio(slave, slave, slave, tty=True)
 
 
 def _attach_stdio(stdio: Stdio) -> None:

@@ -44,18 +44,18 @@ def supervise(store: Store, cid: str, attach: bool, on_started=None, on_ready=No
     remapped = host_config.get("UsernsMode") == "remap"
     lower_dirs = images.shifted_layers(image, launch.USERNS_BASE) if remapped else image.layer_dirs
     cgroup = cgroups.create(cid, limits_of(host_config))
-    container_stdio, outputs, stdin_relay = _make_stdio(config, attach)
+    streams = Streams(config, attach)
     try:
-        pid = launch.launch(record, container_dir, lower_dirs, cgroup, container_stdio, on_ready)
+        pid = launch.launch(record, container_dir, lower_dirs, cgroup, streams.container_side, on_ready,
+                            on_console=streams.console)
     except MinidockerError as e:
+        streams.close_ours()
         cgroup.kill_all()
         cgroup.destroy()
         store.update(cid, lambda r: r["State"].update(Error=str(e), ExitCode=e.exit_code))
         raise
     finally:
-        for fd in set(container_stdio[:3]):
-            if fd > 2:
-                os.close(fd)
+        streams.close_container_side()
 
     def started(r):
         r["State"].update(Status="running", Running=True, Pid=pid, ExitCode=0, Error="", OOMKilled=False,
@@ -68,7 +68,7 @@ def supervise(store: Store, cid: str, attach: bool, on_started=None, on_ready=No
         for sig in ATTACHED_SIGNALS:
             signal.signal(sig, lambda signum, _frame: _signal_quietly(pid, signum))
     with open(record["LogPath"], "ab") as log:
-        status = relay(pid, outputs, log, stdin_relay)
+        status = relay(pid, streams.outputs, log, streams.stdin_relay)
     code = exit_status(status)
     oom_killed = cgroup.oom_killed()
     cgroup.kill_all()  # with --pid host, nothing else would stop what the command left running
@@ -91,23 +91,43 @@ def _signal_quietly(pid: int, signum: int) -> None:
         pass
 
 
-def _make_stdio(config: dict, attach: bool):
-    """The container's three standard files, and what minidocker reads from / writes to.
+class Streams:
+    """minidocker's side of a container's stdin/stdout/stderr.
 
-    Returns (Stdio for the container, {our read end: (stream, echo fd or None)}, (from, to) for stdin or None).
+    Without a terminal: three pipes; minidocker reads stdout and stderr
+    separately, so `logs` can tell them apart.  With -t: one pseudo-terminal,
+    made inside the container, whose master arrives later (`console`).
     """
-    interactive = attach and config.get("OpenStdin")
-    if config.get("Tty"):
-        master, slave = os.openpty()
-        if attach and os.isatty(0):
-            termios.tcsetwinsize(slave, termios.tcgetwinsize(0))
-        return Stdio(slave, slave, slave, tty=True), {master: ("stdout", 1 if attach else None)}, \
-            ((0, master) if interactive else None)
-    out_r, out_w = os.pipe()
-    err_r, err_w = os.pipe()
-    stdin = 0 if interactive else os.open(os.devnull, os.O_RDONLY)
-    return Stdio(stdin, out_w, err_w), {out_r: ("stdout", 1 if attach else None),
-                                        err_r: ("stderr", 2 if attach else None)}, None
+
+    def __init__(self, config: dict, attach: bool):
+        self.attach = attach
+        self.interactive = attach and config.get("OpenStdin")
+        self.outputs: dict[int, tuple[str, int | None]] = {}  # our read end -> (stream, echo fd or None)
+        self.stdin_relay = None  # (our fd, the container's) when we copy stdin ourselves
+        if config.get("Tty"):
+            self.container_side = Stdio(-1, -1, -1, tty=True)
+            return
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        stdin = 0 if self.interactive else os.open(os.devnull, os.O_RDONLY)
+        self.container_side = Stdio(stdin, out_w, err_w)
+        self.outputs = {out_r: ("stdout", 1 if attach else None), err_r: ("stderr", 2 if attach else None)}
+
+    def console(self, master: int) -> None:
+        self.outputs[master] = ("stdout", 1 if self.attach else None)
+        if self.attach and os.isatty(0):
+            termios.tcsetwinsize(master, termios.tcgetwinsize(0))
+        if self.interactive:
+            self.stdin_relay = (0, master)
+
+    def close_container_side(self) -> None:
+        for fd in set(self.container_side[:3]):
+            if fd > 2:
+                os.close(fd)
+
+    def close_ours(self) -> None:
+        for fd in self.outputs:
+            os.close(fd)
 
 
 def relay(pid: int, outputs: dict, log, stdin_relay=None) -> int:

@@ -64,6 +64,17 @@ def take() -> list[Step]:
     return taken
 
 
-def render(steps: list[Step]) -> str:
-    """The steps as a shell script a learner can read and paste."""
-    return "\n".join(s.as_shell() for s in steps)
+def render(steps: list[Step], names: dict[str, str] | None = None) -> str:
+    """The steps as a shell script a learner can read and paste.
+
+    `names` ({"ID": "3f2a...", ...}) turns long values into shell variables,
+    set at the top, so the script stays readable and still runs.
+    """
+    names = {k: v for k, v in (names or {}).items() if v}
+    lines = [f"{name}={value}" for name, value in names.items()]
+    for step in steps:
+        line = step.as_shell()
+        for name, value in names.items():
+            line = line.replace(value, f"${name}")
+        lines.append(line)
+    return "\n".join(lines)

@@ -1,0 +1,135 @@
+"""Shared fixtures: a private state root per test, the CLI, and a leak check.
+
+Every test gets its own MINIDOCKER_ROOT (so tests never see each other's
+containers), with the busybox image hard-linked in from a template built once
+per session.  After each test, every container the test left is removed *with
+minidocker itself* (`rm -f`), and then the kernel is checked: a mount, cgroup,
+network namespace, link or process that is still there is minidocker's leak,
+and fails the test that made it.
+"""
+
+import glob
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+VENV_BIN = os.path.dirname(sys.executable)
+MINIDOCKER = os.path.join(VENV_BIN, "minidocker")
+
+
+class Minidocker:
+    """Runs the real CLI against one test's private state root."""
+
+    def __init__(self, root: str):
+        self.root = root
+        self.env = {**os.environ, "MINIDOCKER_ROOT": root}
+
+    def __call__(self, *args: str, input: bytes | str | None = None, timeout: float = 60,
+                 check: bool = False) -> subprocess.CompletedProcess:
+        result = subprocess.run([MINIDOCKER, *args], env=self.env, input=input, capture_output=True,
+                                text=not isinstance(input, bytes), timeout=timeout)
+        if check and result.returncode != 0:
+            raise AssertionError(f"minidocker {' '.join(args)} exited {result.returncode}: {result.stderr}")
+        return result
+
+    def out(self, *args: str, **kwargs) -> str:
+        """stdout of a command that must succeed."""
+        return self(*args, check=True, **kwargs).stdout.strip()
+
+    def inspect(self, ref: str, template: str) -> str:
+        return self.out("inspect", "-f", template, ref)
+
+    def pid(self, ref: str) -> int:
+        return int(self.inspect(ref, "{{.State.Pid}}"))
+
+    def wait_for(self, predicate, timeout: float = 10, what: str = "condition"):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(0.05)
+        raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture(scope="session")
+def image_template(tmp_path_factory) -> str:
+    """A state root holding only the busybox image, built once for the session."""
+    root = str(tmp_path_factory.mktemp("template"))
+    subprocess.run([MINIDOCKER, "create", "busybox", "true"], env={**os.environ, "MINIDOCKER_ROOT": root},
+                   check=True, capture_output=True)
+    shutil.rmtree(os.path.join(root, "containers"))
+    os.makedirs(os.path.join(root, "containers"))
+    return root
+
+
+@pytest.fixture
+def md(tmp_path, image_template) -> Minidocker:
+    root = str(tmp_path / "root")
+    subprocess.run(["cp", "-al", image_template, root], check=True)
+    cli = Minidocker(root)
+    yield cli
+    leftovers = cli("ps", "-aq", "--no-trunc").stdout.split()
+    if leftovers:
+        cli("rm", "-f", *leftovers, timeout=60)
+
+
+# -- leak check -----------------------------------------------------------------------
+
+
+def _kernel_objects(root: str | None = None) -> dict[str, set]:
+    with open("/proc/self/mountinfo") as f:
+        mounts = {" ".join(line.split()[3:5]) for line in f}
+    cgroups = set(glob.glob("/sys/fs/cgroup/*/minidocker/*")) | set(glob.glob("/sys/fs/cgroup/minidocker/*"))
+    netns = set(subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split("\n")) - {""}
+    links = {ln.split(":")[1].strip() for ln in subprocess.run(["ip", "-o", "link"], capture_output=True,
+                                                                  text=True).stdout.splitlines()}
+    processes = set()
+    if root:
+        marker = f"MINIDOCKER_ROOT={root}".encode()
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open(f"/proc/{pid}/environ", "rb") as f:
+                    if marker in f.read().split(b"\0") and int(pid) != os.getpid():
+                        processes.add(int(pid))
+            except OSError:
+                pass
+    return {"mounts": mounts, "cgroups": cgroups, "network namespaces": netns, "links": links,
+            "processes": processes}
+
+
+@pytest.fixture(autouse=True)
+def no_leaks(tmp_path):
+    """Fail the test that leaves a kernel object behind (checked after `md`'s own clean-up)."""
+    before = _kernel_objects()
+    yield
+    root = str(tmp_path / "root")  # where `md` keeps this test's state
+    leaked = {}
+    for attempt in range(40):  # the kernel frees a dying container's cgroups a moment after it exits
+        after = _kernel_objects(root)
+        leaked = {kind: after[kind] - before.get(kind, set()) for kind in after}
+        leaked = {kind: items for kind, items in leaked.items() if items}
+        if not leaked:
+            return
+        time.sleep(0.05)
+    for pid in leaked.get("processes", ()):  # clean up so later tests start from a clean machine
+        try:
+            os.kill(pid, 9)
+        except ProcessLookupError:
+            pass
+    for path in sorted(leaked.get("cgroups", ()), reverse=True):
+        for proc in open(f"{path}/cgroup.procs").read().split():
+            try:
+                os.kill(int(proc), 9)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.1)
+        try:
+            os.rmdir(path)
+        except OSError:
+            pass
+    pytest.fail(f"leaked: {leaked}")
