@@ -71,6 +71,8 @@ def create(image: str, command: list[str] | None = None, options: Options | None
         raise MinidockerError("conflicting options: --hostname and --uts host")
     if o.name is not None and not store_module.valid_name(o.name):
         raise MinidockerError(f'Invalid container name ({o.name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed')
+    if o.userns == "remap":
+        _check_searchable_by_remapped_root(store.root)
     img = images.get(store, image)
     run_config = img.runtime_config
     command_line = spec.resolve_command(run_config.get("Entrypoint"), run_config.get("Cmd"),
@@ -124,6 +126,16 @@ def create(image: str, command: list[str] | None = None, options: Options | None
     return cid
 
 
+def _check_searchable_by_remapped_root(path: str) -> None:
+    """Container root (host uid 100000) must be able to walk down to its layers, as Docker's 0711 dirs allow."""
+    while path != "/":
+        path = os.path.dirname(path)
+        if not os.stat(path).st_mode & 0o001:
+            raise MinidockerError(f"--userns remap: {path} is not searchable by others, so the remapped root "
+                                  f"cannot reach the container's files (chmod o+x {path}, or use another "
+                                  f"MINIDOCKER_ROOT)")
+
+
 def _claim_cidfile(path: str | None) -> int | None:
     """--cidfile: created exclusively, so two containers can never claim the same file."""
     if path is None:
@@ -152,6 +164,8 @@ def _make_container_files(container_dir: str, record: dict) -> None:
         os.makedirs(f"{container_dir}/{d}", mode=0o755)
         os.chown(f"{container_dir}/{d}", owner, owner)
     rootfs.write_etc_files(container_dir, record["Config"]["Hostname"], record["HostConfig"]["NetworkMode"])
+    for name in rootfs.ETC_FILES:  # container root may edit them, as in Docker
+        os.chown(f"{container_dir}/{name}", owner, owner)
     open(record["LogPath"], "ab").close()
 
 

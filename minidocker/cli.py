@@ -132,10 +132,15 @@ def _explainer(args, store):
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = None
     try:
         args = build_parser().parse_args(argv)
         return _dispatch(args) or 0
     except MinidockerError as e:
+        if args is not None and args.explain:  # the steps that ran before it failed: where to look
+            from minidocker import trace
+
+            print(trace.render(trace.steps()), file=sys.stderr)
         print(f"minidocker: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:

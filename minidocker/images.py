@@ -203,10 +203,10 @@ def shifted_layers(image: Image, uid: int) -> list[str]:
             work = f"{dst}.tmp-{os.getpid()}"
             shutil.rmtree(work, ignore_errors=True)
             subprocess.run(["cp", "-a", src, work], check=True)
-            for dirpath, dirnames, filenames in os.walk(work):
-                for name in [dirpath] + [os.path.join(dirpath, n) for n in dirnames + filenames]:
-                    st = os.lstat(name)
-                    os.lchown(name, uid + st.st_uid, uid + st.st_gid)
+            paths = [work] + [os.path.join(d, n) for d, dirs, files in os.walk(work) for n in dirs + files]
+            for path in paths:  # each exactly once: uid -> uid + shift
+                st = os.lstat(path)
+                os.lchown(path, uid + st.st_uid, uid + st.st_gid)
             os.rename(work, dst)
         dirs.append(dst)
     return dirs

@@ -200,7 +200,8 @@ def _container_init(record, container_dir, lower_dirs, stdio, flags, channel: Ch
     host_config, config = record["HostConfig"], record["Config"]
     root = f"{container_dir}/rootfs"
     rootfs.make_mounts_private()
-    rootfs.mount_overlay(lower_dirs, f"{container_dir}/upper", f"{container_dir}/work", root)
+    rootfs.mount_overlay(lower_dirs, f"{container_dir}/upper", f"{container_dir}/work", root,
+                         in_user_namespace=bool(flags & CLONE_NEWUSER))
     rootfs.mount_proc(root)
     rootfs.mount_dev(root, can_mknod=not flags & CLONE_NEWUSER, private_ipc=bool(flags & CLONE_NEWIPC))
     rootfs.mount_sys(root)

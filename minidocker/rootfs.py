@@ -39,9 +39,11 @@ def make_mounts_private() -> None:
                  why="stop mounts propagating between this mount namespace and the host's")
 
 
-def mount_overlay(lower_dirs: list[str], upper: str, work: str, target: str) -> None:
+def mount_overlay(lower_dirs: list[str], upper: str, work: str, target: str, in_user_namespace: bool) -> None:
     # overlayfs lists the top-most lower layer first; images list layers bottom first.
     options = f"lowerdir={':'.join(reversed(lower_dirs))},upperdir={upper},workdir={work}"
+    if in_user_namespace:  # only the host's root may write trusted.* xattrs; overlayfs uses user.* instead
+        options += ",userxattr"
     kernel.mount("overlay", target, "overlay", 0, options,
                  why="union of the read-only image layers and this container's writable layer")
 

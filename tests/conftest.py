@@ -71,6 +71,8 @@ def image_template(tmp_path_factory) -> str:
 def md(tmp_path, image_template) -> Minidocker:
     root = str(tmp_path / "root")
     subprocess.run(["cp", "-al", image_template, root], check=True)
+    for parent in (tmp_path, tmp_path.parent, tmp_path.parent.parent):  # pytest makes them 0700;
+        parent.chmod(parent.stat().st_mode | 0o011)  # --userns remap's root must be able to walk through
     cli = Minidocker(root)
     yield cli
     leftovers = cli("ps", "-aq", "--no-trunc").stdout.split()

@@ -1,0 +1,63 @@
+"""Bad input: one clear line on stderr, Docker's exit code, nothing stored changed, never a traceback."""
+
+import pytest
+
+CASES = [
+    (["run", "nosuchimage", "true"], 125, "Unable to find image"),
+    (["run", "--memory", "12q", "busybox", "true"], 125, "invalid value '12q' for --memory"),
+    (["run", "--memory", "1k", "busybox", "true"], 125, "minimum memory limit"),
+    (["run", "--cpus", "abc", "busybox", "true"], 125, "--cpus"),
+    (["run", "--cpus", "999", "busybox", "true"], 125, "range of CPUs"),
+    (["run", "--pids-limit", "many", "busybox", "true"], 125, "--pids-limit"),
+    (["run", "--pid", "sideways", "busybox", "true"], 125, "--pid"),
+    (["run", "--network", "bridge", "busybox", "true"], 125, "--network"),
+    (["run", "--name", "bad name!", "busybox", "true"], 125, "Invalid container name"),
+    (["run", "--frobnicate", "busybox", "true"], 125, "unrecognized arguments"),
+    (["run", "busybox", "no-such-command"], 127, 'exec: "no-such-command": executable file not found in $PATH'),
+    (["run", "busybox", "/etc/passwd"], 126, "permission denied"),
+    (["run", "-u", "ghost", "busybox", "true"], 125, "unable to find user ghost"),
+    (["run", "-e", "=x", "busybox", "true"], 125, "invalid environment variable"),
+    (["stop", "nosuch"], 1, "No such container: nosuch"),
+    (["logs", "nosuch"], 125, "No such container: nosuch"),
+    (["inspect", "-f", "{{.Nope}}", "nosuch"], 125, "No such container"),
+    (["kill", "-s", "SIGNOPE", "nosuch"], 1, "No such container"),
+    ([], 125, "required"),
+]
+
+
+@pytest.mark.parametrize("args, code, message", CASES, ids=[" ".join(c[0]) or "nothing" for c in CASES])
+def test_bad_input_gets_one_line_and_the_right_exit_code(md, args, code, message):
+    md.out("create", "--name", "keeper", "busybox", "true")
+    result = md(*args)
+    assert result.returncode == code
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr and result.stderr.count("\n") == 1
+    assert md.out("ps", "-a", "-q") and md.inspect("keeper", "{{.Name}}") == "/keeper"  # nothing lost
+    if args and args[0] == "run":
+        assert len(md.out("ps", "-aq").split()) in (1, 2)  # at most the failed container itself, "Created"
+
+
+def test_a_failed_start_is_recorded_and_rm_run_leaves_nothing(md):
+    failed = md("run", "--name", "f", "busybox", "nope")
+    assert failed.returncode == 127
+    assert md.inspect("f", "{{.State.Status}} {{.State.ExitCode}}") == "created 127"
+    assert "executable file not found" in md.inspect("f", "{{.State.Error}}")
+    assert md("run", "--rm", "busybox", "nope").returncode == 127
+    assert md.out("ps", "-aq").split() == [md.inspect("f", "{{.Id}}")[:12]]
+
+
+def test_stale_cidfile_is_refused(md, tmp_path):
+    stale = tmp_path / "stale.cid"
+    stale.write_text("0123456789abcdef")
+    result = md("run", "--cidfile", str(stale), "busybox", "true")
+    assert result.returncode == 125 and "Container ID file found" in result.stderr
+    assert stale.read_text() == "0123456789abcdef"
+    assert md.out("ps", "-aq") == ""
+
+
+def test_ambiguous_prefix_is_refused(md):
+    ids = {md.out("create", "busybox", "true") for _ in range(20)}
+    first_chars = [i[0] for i in ids]
+    shared = next(c for c in first_chars if first_chars.count(c) > 1)
+    result = md("inspect", shared)
+    assert result.returncode == 125 and "multiple IDs found" in result.stderr
