@@ -15,20 +15,18 @@ same explain trace back (:func:`last_trace`).
 import os
 import signal
 import time
-from dataclasses import dataclass, field
 
 from minidocker import cgroups, images, kernel, rootfs, spec, store as store_module, supervisor, trace
 from minidocker.errors import Conflict, MinidockerError
 from minidocker.store import NEVER, Store, now
 
 
-@dataclass
 class Options:
-    """`docker create` / `docker run` options, named as Docker names them."""
+    """`docker create` / `docker run` options, named as Docker names them; the defaults are below."""
 
     name: str | None = None
     cidfile: str | None = None
-    env: list[str] = field(default_factory=list)
+    env: tuple[str, ...] = ()
     workdir: str | None = None
     user: str | None = None
     hostname: str | None = None
@@ -47,6 +45,12 @@ class Options:
     network: str = "none"  # "host"; bridge networking arrives in chapter 5
     userns: str = "host"  # or "remap": container root is host uid 100000
     chroot: bool = False  # change root with chroot(2) instead of pivot_root(2) (teaching mode)
+
+    def __init__(self, **values):
+        for key, value in values.items():
+            if key not in Options.__annotations__:
+                raise MinidockerError(f"unknown option: {key}")
+            setattr(self, key, value)
 
 
 def _store(store: Store | None) -> Store:

@@ -17,14 +17,8 @@ Offline, the base image ``busybox`` is made here from the host's busybox-static:
 one static binary plus a symlink per applet, which is the whole userland.
 """
 
-import hashlib
-import io
 import json
 import os
-import shutil
-import subprocess
-import tarfile
-import time
 
 from minidocker.errors import MinidockerError, NotFound
 from minidocker.store import Store, atomic_write_json
@@ -106,6 +100,10 @@ def list_images(store: Store) -> list[Image]:
 
 def _tar_digest(root: str) -> str:
     """sha256 of a reproducible tar of `root`: the layer's diff ID, as Docker computes it."""
+    import hashlib  # building images is rare and running them is not: keep `run`'s imports short
+    import io
+    import tarfile
+
     digest = hashlib.sha256()
 
     class _Hasher(io.RawIOBase):
@@ -130,6 +128,9 @@ def _tar_digest(root: str) -> str:
 
 def build_busybox(store: Store) -> str:
     """Make busybox:latest from the host's static busybox: one layer, one config. Returns the image ID."""
+    import shutil
+    import subprocess
+
     busybox = next((p for p in BUSYBOX_CANDIDATES if os.path.isfile(p)), None)
     if busybox is None:
         raise MinidockerError("busybox-static is not installed (apt-get install busybox-static): "
@@ -160,6 +161,8 @@ def build_busybox(store: Store) -> str:
     else:
         os.rename(work, final)
     version = subprocess.run([busybox], capture_output=True, text=True).stdout.split("\n", 1)[0]
+    import time
+
     config = {
         "architecture": "amd64", "os": "linux",
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -172,6 +175,8 @@ def build_busybox(store: Store) -> str:
 
 def add_image(store: Store, config: dict, tags: list[str]) -> str:
     """Store an image config as a content-addressed blob and point the tags at it."""
+    import hashlib
+
     raw = json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
     image_id = "sha256:" + hashlib.sha256(raw).hexdigest()
     blobs = os.path.join(store.images, "blobs", "sha256")
@@ -196,6 +201,9 @@ def shifted_layers(image: Image, uid: int) -> list[str]:
     write them.  Docker's userns-remap keeps a second, chowned copy of each
     layer for that range; so does minidocker (made once, then reused).
     """
+    import shutil
+    import subprocess
+
     dirs = []
     for src in image.layer_dirs:
         dst = f"{src}-uid{uid}"

@@ -20,8 +20,6 @@ import contextlib
 import fcntl
 import json
 import os
-import random
-import secrets
 
 from minidocker.errors import Conflict, MinidockerError, NotFound
 
@@ -122,7 +120,8 @@ class Store:
 
 
 def new_id() -> str:
-    return secrets.token_hex(32)
+    """64 hex digits from the kernel's random source, as Docker's IDs."""
+    return os.urandom(32).hex()
 
 
 _ADJECTIVES = ("admiring bold brave busy clever eager elastic focused gallant happy jolly keen "
@@ -133,6 +132,8 @@ _SCIENTISTS = ("babbage curie darwin einstein feynman franklin galileo hopper ke
 
 def generate_name() -> str:
     """A Docker-style name such as 'focused_turing'."""
+    import random
+
     return f"{random.choice(_ADJECTIVES)}_{random.choice(_SCIENTISTS)}"
 
 

@@ -71,7 +71,8 @@ def supervise(store: Store, cid: str, attach: bool, on_started=None, on_ready=No
         status = relay(pid, streams.outputs, log, streams.stdin_relay)
     code = exit_status(status)
     oom_killed = cgroup.oom_killed()
-    cgroup.kill_all()  # with --pid host, nothing else would stop what the command left running
+    if cgroup.pids():  # with --pid host, nothing else would stop what the command left running
+        cgroup.kill_all()
     cgroup.destroy()
 
     def exited(r):
