@@ -352,6 +352,11 @@ def prune(store: Store | None = None) -> list[str]:
     """docker container prune, plus cleaning what a killed minidocker left: stopped containers go."""
     store = _store(store)
     removed = []
+    with store.lock():  # create holds the lock until a record exists: a directory without one is debris
+        for cid in store.ids():
+            if not os.path.exists(os.path.join(store.container_dir(cid), "config.json")):
+                store.delete(cid)
+                removed.append(cid)
     for record in store.records():
         if record["State"]["Running"] and _supervisor_alive(record):
             continue

@@ -138,7 +138,7 @@ def relay(pid: int, outputs: dict, log, stdin_relay=None) -> int:
     saved_tty = None
     if stdin_relay and os.isatty(stdin_relay[0]):
         saved_tty = termios.tcgetattr(stdin_relay[0])
-        tty.setraw(stdin_relay[0])
+        tty.setraw(stdin_relay[0], termios.TCSANOW)  # TCSAFLUSH would drop what was typed ahead
     try:
         exited = False
         while not exited:

@@ -208,3 +208,44 @@ def test_parallel_runs_and_name_races_never_corrupt_state(md):
     assert sorted(r.returncode for r in named) == [0, 125, 125, 125]
     ids = md.out("ps", "-aq", "--no-trunc").split()
     assert len(ids) == 1 and md.inspect(ids[0], "{{.Name}}") == "/contested"
+
+
+def test_interactive_tty_session_through_a_real_terminal(md):
+    """-it: our terminal is put in raw mode and relayed to a pseudo-terminal inside the container."""
+    import pty
+    import select
+    import subprocess
+
+    from conftest import MINIDOCKER
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen([MINIDOCKER, "run", "--rm", "-it", "busybox", "sh"], env=md.env,
+                            stdin=slave, stdout=slave, stderr=slave, start_new_session=True)
+    os.close(slave)
+    os.write(master, b"echo $((6 * 7)); tty; exit 3\n")  # typed ahead, before the shell is even up
+    output = b""
+    deadline = time.monotonic() + 20
+    while proc.poll() is None and time.monotonic() < deadline:
+        if select.select([master], [], [], 0.1)[0]:
+            try:
+                output += os.read(master, 4096)
+            except OSError:  # EIO: nobody holds the terminal any more
+                time.sleep(0.05)
+    assert proc.wait(timeout=10) == 3
+    os.close(master)
+    text = output.decode(errors="replace").replace("\r", "")
+    assert "\n42\n" in text and "/dev/pts/0" in text
+
+
+def test_logs_follow_streams_until_the_container_exits(md):
+    md.out("run", "-d", "--name", "talker", "busybox", "sh", "-c", "echo first; sleep 1; echo second")
+    started = time.monotonic()
+    assert md.out("logs", "-f", "talker").split("\n") == ["first", "second"]
+    assert time.monotonic() - started >= 0.5  # it waited for the second line
+
+
+def test_prune_removes_debris_of_an_interrupted_create(md):
+    debris = os.path.join(md.root, "containers", "ab" * 32)
+    os.makedirs(os.path.join(debris, "upper"))  # as if minidocker died before writing the record
+    assert "ab" * 32 in md.out("system", "prune")
+    assert not os.path.exists(debris)
