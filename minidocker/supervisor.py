@@ -64,11 +64,15 @@ def supervise(store: Store, cid: str, attach: bool, on_started=None, on_ready=No
     store.update(cid, started)
     if on_started:
         on_started()
-    if attach:
-        for sig in ATTACHED_SIGNALS:
-            signal.signal(sig, lambda signum, _frame: _signal_quietly(pid, signum))
-    with open(record["LogPath"], "ab") as log:
-        status = relay(pid, streams.outputs, log, streams.stdin_relay)
+    # Attached, Ctrl-C and friends are for the container (Docker's --sig-proxy), then ours again.
+    previous = {sig: signal.signal(sig, lambda signum, _frame: _signal_quietly(pid, signum))
+                for sig in (ATTACHED_SIGNALS if attach else ())}
+    try:
+        with open(record["LogPath"], "ab") as log:
+            status = relay(pid, streams.outputs, log, streams.stdin_relay)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     code = exit_status(status)
     oom_killed = cgroup.oom_killed()
     if cgroup.pids():  # with --pid host, nothing else would stop what the command left running
