@@ -199,7 +199,7 @@ def run(image: str, command: list[str] | None = None, options: Options | None = 
             supervisor.spawn_detached(store, cid)
             return cid, None
         return cid, supervisor.supervise(store, cid, attach=True, on_ready=on_ready)
-    except MinidockerError:
+    except BaseException:
         if o.rm:
             store.delete(cid)
         raise

@@ -126,7 +126,10 @@ def _explainer(args, store):
         steps = trace.steps()
         ids = {w for s in steps for w in s.command.replace("/", " ").split() if len(w) == 64}
         names = {"MINIDOCKER_ROOT": store.root, **({"ID": ids.pop()} if len(ids) == 1 else {})}
-        print(trace.render(steps, names), file=sys.stderr, flush=True)
+        try:
+            print(trace.render(steps, names), file=sys.stderr, flush=True)
+        except OSError:  # nobody reads stderr any more (`2>&1 | head`): the container still runs
+            pass
 
     return show
 

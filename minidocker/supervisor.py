@@ -48,11 +48,12 @@ def supervise(store: Store, cid: str, attach: bool, on_started=None, on_ready=No
     try:
         pid = launch.launch(record, container_dir, lower_dirs, cgroup, streams.container_side, on_ready,
                             on_console=streams.console)
-    except MinidockerError as e:
+    except BaseException as e:  # whatever went wrong, leave no cgroup or descriptor behind
         streams.close_ours()
         cgroup.kill_all()
         cgroup.destroy()
-        store.update(cid, lambda r: r["State"].update(Error=str(e), ExitCode=e.exit_code))
+        if isinstance(e, MinidockerError):
+            store.update(cid, lambda r: r["State"].update(Error=str(e), ExitCode=e.exit_code))
         raise
     finally:
         streams.close_container_side()
@@ -155,11 +156,11 @@ def relay(pid: int, outputs: dict, log, stdin_relay=None) -> int:
                         os.write(stdin_relay[1], data)
                     else:
                         watched.remove(fd)
-                elif not _copy(fd, outputs[fd], log):
+                elif not _copy(fd, outputs, log):
                     watched.remove(fd)
         for fd in outputs:  # what is still buffered once the container is gone
             os.set_blocking(fd, False)
-            while _copy(fd, outputs[fd], log):
+            while _copy(fd, outputs, log):
                 pass
     finally:
         if saved_tty:
@@ -169,16 +170,20 @@ def relay(pid: int, outputs: dict, log, stdin_relay=None) -> int:
     return os.waitpid(pid, 0)[1]
 
 
-def _copy(fd: int, target: tuple[str, int | None], log) -> bool:
+def _copy(fd: int, outputs: dict, log) -> bool:
+    """Copy one chunk from the container's `fd` to the log (and our terminal); False at its end."""
     try:
         data = os.read(fd, 65536)
-    except (BlockingIOError, OSError):  # EAGAIN when drained; EIO from a pty whose slave closed
+    except OSError:  # EAGAIN when drained; EIO from a pty whose slave closed
         return False
     if not data:
         return False
-    stream, echo = target
+    stream, echo = outputs[fd]
     if echo is not None:
-        os.write(echo, data)
+        try:
+            os.write(echo, data)
+        except OSError:  # our reader went away (`| head`): keep logging, the container runs on
+            outputs[fd] = (stream, None)
     entry = {"log": data.decode("utf-8", "surrogateescape"), "stream": stream, "time": now()}
     log.write(json.dumps(entry).encode() + b"\n")
     log.flush()

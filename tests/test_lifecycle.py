@@ -249,3 +249,16 @@ def test_prune_removes_debris_of_an_interrupted_create(md):
     os.makedirs(os.path.join(debris, "upper"))  # as if minidocker died before writing the record
     assert "ab" * 32 in md.out("system", "prune")
     assert not os.path.exists(debris)
+
+
+def test_a_reader_that_goes_away_does_not_stop_the_container(md):
+    import subprocess
+
+    from conftest import MINIDOCKER
+
+    # `| head -1` closes the pipe after one line; minidocker keeps logging and waits for the container.
+    piped = subprocess.run(f"{MINIDOCKER} --explain run --name p busybox sh -c 'seq 100000; echo done' 2>&1 | head -1",
+                           shell=True, env=md.env, capture_output=True, text=True, timeout=60)
+    assert piped.stdout.startswith("MINIDOCKER_ROOT=")
+    assert md.out("wait", "p") == "0"
+    assert md.out("logs", "p").split("\n")[-2:] == ["100000", "done"]
