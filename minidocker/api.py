@@ -44,6 +44,7 @@ class Options:
     ipc: str = "private"
     network: str = "none"  # "host"; bridge networking arrives in chapter 5
     userns: str = "host"  # or "remap": container root is host uid 100000
+    cgroup_parent: str | None = None  # default: $MINIDOCKER_CGROUP_PARENT, else "minidocker"
     chroot: bool = False  # change root with chroot(2) instead of pivot_root(2) (teaching mode)
 
     def __init__(self, **values):
@@ -73,6 +74,9 @@ def create(image: str, command: list[str] | None = None, options: Options | None
     spec.parse_mode(o.userns, "--userns", ("host", "remap"))
     if o.hostname and o.uts == "host":
         raise MinidockerError("conflicting options: --hostname and --uts host")
+    cgroup_parent = o.cgroup_parent or os.environ.get("MINIDOCKER_CGROUP_PARENT") or cgroups.PARENT
+    if not store_module.valid_name(cgroup_parent):
+        raise MinidockerError(f"invalid value {cgroup_parent!r} for --cgroup-parent: one name, [a-zA-Z0-9_.-]")
     if o.name is not None and not store_module.valid_name(o.name):
         raise MinidockerError(f'Invalid container name ({o.name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed')
     if o.userns == "remap":
@@ -105,7 +109,7 @@ def create(image: str, command: list[str] | None = None, options: Options | None
                     "Memory": memory or 0, "NanoCpus": int((cpus or 0) * 1e9), "CpuShares": o.cpu_shares or 0,
                     "PidsLimit": o.pids_limit or 0, "PidMode": o.pid, "UTSMode": o.uts, "IpcMode": o.ipc,
                     "NetworkMode": o.network, "UsernsMode": o.userns, "AutoRemove": o.rm, "Init": o.init,
-                    "ChangeRoot": "chroot" if o.chroot else "pivot_root",
+                    "ChangeRoot": "chroot" if o.chroot else "pivot_root", "CgroupParent": cgroup_parent,
                 },
                 "State": {"Status": "created", "Running": False, "Pid": 0, "ExitCode": 0, "Error": "",
                           "OOMKilled": False, "StartedAt": NEVER, "FinishedAt": NEVER},
@@ -256,7 +260,7 @@ def stop(ref: str, timeout: float = 10, store: Store | None = None) -> str:
     except MinidockerError:
         return cid  # it stopped meanwhile
     if not _wait_exited(store, cid, timeout):
-        cgroups.find(cid).kill_all(signal.SIGKILL)
+        supervisor.cgroup_of(store.load(cid)).kill_all(signal.SIGKILL)
         _wait_exited(store, cid, 10)
     return cid
 
@@ -296,7 +300,7 @@ def _supervisor_alive(record: dict) -> bool:
 
 def _mark_lost(store: Store, cid: str) -> None:
     """The supervisor died (killed with minidocker): stop what is left and record the loss."""
-    group = cgroups.find(cid)
+    group = supervisor.cgroup_of(store.load(cid))
     group.kill_all()
     group.destroy()
 
@@ -328,7 +332,7 @@ def remove(ref: str, force: bool = False, store: Store | None = None) -> str:
         if not force:
             raise Conflict(f"You cannot remove a running container {cid}. Stop the container before "
                            f"attempting removal or force remove")
-        cgroups.find(cid).kill_all()
+        supervisor.cgroup_of(record).kill_all()
         _wait_exited(store, cid, 10)
     elif record["State"]["Running"]:
         _mark_lost(store, cid)
@@ -363,7 +367,7 @@ def prune(store: Store | None = None) -> list[str]:
         if record["State"]["Running"]:
             _mark_lost(store, record["Id"])
         else:
-            cgroups.find(record["Id"]).destroy()  # in case a crash left it behind
+            supervisor.cgroup_of(record).destroy()  # in case a crash left it behind
         store.delete(record["Id"])
         removed.append(record["Id"])
     return removed

@@ -15,7 +15,7 @@ Only namespaces that differ from minidocker's own are joined, so
 
 import os
 
-from minidocker import cgroups, kernel, launch, trace
+from minidocker import kernel, launch, supervisor, trace
 from minidocker.errors import MinidockerError
 from minidocker.init import exit_status
 from minidocker.launch import Channel, Stdio
@@ -28,8 +28,6 @@ NAMESPACE_ORDER = ("user", "ipc", "uts", "net", "pid", "mnt")
 def exec_in(store: Store, ref: str, command: list[str], tty: bool = False, interactive: bool = False,
             env: list[str] = (), workdir: str | None = None, user: str | None = None, on_ready=None) -> int:
     """Run `command` inside a running container, attached; return its exit code."""
-    from minidocker import supervisor
-
     if not command:
         raise MinidockerError("exec needs a command")
     cid = store.resolve(ref)
@@ -45,7 +43,7 @@ def exec_in(store: Store, ref: str, command: list[str], tty: bool = False, inter
     pid = os.fork()
     if pid == 0:
         parent.close()
-        launch._run_child(lambda: _enter(cid, init_pid, config, command, streams.container_side, child), child)
+        launch._run_child(lambda: _enter(record, config, command, streams.container_side, child), child)
     child.close()
     streams.close_container_side()
     failure = None
@@ -68,9 +66,10 @@ def exec_in(store: Store, ref: str, command: list[str], tty: bool = False, inter
         return exit_status(supervisor.relay(pid, streams.outputs, no_log, streams.stdin_relay))
 
 
-def _enter(cid: str, init_pid: int, config: dict, command: list[str], stdio: Stdio, channel: Channel) -> None:
+def _enter(record: dict, config: dict, command: list[str], stdio: Stdio, channel: Channel) -> None:
     channel.forward_trace()
-    cgroups.find(cid).join(0)
+    supervisor.cgroup_of(record).join(0)
+    init_pid = record["State"]["Pid"]
     root = os.open(f"/proc/{init_pid}/root", os.O_RDONLY | os.O_DIRECTORY)
     for ns in NAMESPACE_ORDER:
         if kernel.namespace_id(init_pid, ns) != kernel.namespace_id("self", ns):

@@ -28,6 +28,11 @@ from minidocker.store import NEVER, Store, now
 ATTACHED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
 
 
+def cgroup_of(record: dict) -> cgroups.Cgroup:
+    """The container's cgroup: <hierarchy>/<--cgroup-parent>/<id>."""
+    return cgroups.find(record["Id"], parent=record["HostConfig"]["CgroupParent"])
+
+
 def limits_of(host_config: dict) -> cgroups.Limits:
     return cgroups.Limits(memory=host_config.get("Memory") or None,
                           cpus=(host_config.get("NanoCpus") or 0) / 1e9 or None,
@@ -43,7 +48,7 @@ def supervise(store: Store, cid: str, attach: bool, on_started=None, on_ready=No
     image = images.get(store, record["Image"])
     remapped = host_config.get("UsernsMode") == "remap"
     lower_dirs = images.shifted_layers(image, launch.USERNS_BASE) if remapped else image.layer_dirs
-    cgroup = cgroups.create(cid, limits_of(host_config))
+    cgroup = cgroups.create(cid, limits_of(host_config), parent=host_config["CgroupParent"])
     streams = Streams(config, attach)
     try:
         pid = launch.launch(record, container_dir, lower_dirs, cgroup, streams.container_side, on_ready,

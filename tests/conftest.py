@@ -24,9 +24,10 @@ MINIDOCKER = os.path.join(VENV_BIN, "minidocker")
 class Minidocker:
     """Runs the real CLI against one test's private state root."""
 
-    def __init__(self, root: str):
+    def __init__(self, root: str, cgroup_parent: str):
         self.root = root
-        self.env = {**os.environ, "MINIDOCKER_ROOT": root}
+        self.cgroup_parent = cgroup_parent
+        self.env = {**os.environ, "MINIDOCKER_ROOT": root, "MINIDOCKER_CGROUP_PARENT": cgroup_parent}
 
     def __call__(self, *args: str, input: bytes | str | None = None, timeout: float = 60,
                  check: bool = False) -> subprocess.CompletedProcess:
@@ -45,6 +46,11 @@ class Minidocker:
 
     def pid(self, ref: str) -> int:
         return int(self.inspect(ref, "{{.State.Pid}}"))
+
+    def cgroup(self, ref: str):
+        from minidocker import cgroups
+
+        return cgroups.find(self.inspect(ref, "{{.Id}}"), parent=self.cgroup_parent)
 
     def wait_for(self, predicate, timeout: float = 10, what: str = "condition"):
         deadline = time.monotonic() + timeout
@@ -73,7 +79,7 @@ def md(tmp_path, image_template) -> Minidocker:
     subprocess.run(["cp", "-al", image_template, root], check=True)
     for parent in (tmp_path, tmp_path.parent, tmp_path.parent.parent):  # pytest makes them 0700;
         parent.chmod(parent.stat().st_mode | 0o011)  # --userns remap's root must be able to walk through
-    cli = Minidocker(root)
+    cli = Minidocker(root, cgroup_parent=cgroup_parent_of(tmp_path))
     yield cli
     leftovers = cli("ps", "-aq", "--no-trunc").stdout.split()
     if leftovers:
@@ -83,10 +89,15 @@ def md(tmp_path, image_template) -> Minidocker:
 # -- leak check -----------------------------------------------------------------------
 
 
-def _kernel_objects(root: str | None = None) -> dict[str, set]:
+def cgroup_parent_of(tmp_path) -> str:
+    """Each test's containers get cgroups under a parent of its own, so leaks are attributable."""
+    return f"minidocker-test-{abs(hash(str(tmp_path))):x}"
+
+
+def _kernel_objects(root: str | None = None, cgroup_parent: str = "minidocker") -> dict[str, set]:
     with open("/proc/self/mountinfo") as f:
         mounts = {" ".join(line.split()[3:5]) for line in f}
-    cgroups = set(glob.glob("/sys/fs/cgroup/*/minidocker/*")) | set(glob.glob("/sys/fs/cgroup/minidocker/*"))
+    cgroups = set(glob.glob(f"/sys/fs/cgroup/*/{cgroup_parent}")) | set(glob.glob(f"/sys/fs/cgroup/{cgroup_parent}"))
     netns = set(subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split("\n")) - {""}
     links = {ln.split(":")[1].strip() for ln in subprocess.run(["ip", "-o", "link"], capture_output=True,
                                                                   text=True).stdout.splitlines()}
@@ -107,12 +118,13 @@ def _kernel_objects(root: str | None = None) -> dict[str, set]:
 @pytest.fixture(autouse=True)
 def no_leaks(tmp_path):
     """Fail the test that leaves a kernel object behind (checked after `md`'s own clean-up)."""
-    before = _kernel_objects()
+    parent = cgroup_parent_of(tmp_path)
+    before = _kernel_objects(cgroup_parent=parent)
     yield
     root = str(tmp_path / "root")  # where `md` keeps this test's state
     leaked = {}
     for attempt in range(40):  # the kernel frees a dying container's cgroups a moment after it exits
-        after = _kernel_objects(root)
+        after = _kernel_objects(root, parent)
         leaked = {kind: after[kind] - before.get(kind, set()) for kind in after}
         leaked = {kind: items for kind, items in leaked.items() if items}
         if not leaked:
@@ -123,15 +135,16 @@ def no_leaks(tmp_path):
             os.kill(pid, 9)
         except ProcessLookupError:
             pass
-    for path in sorted(leaked.get("cgroups", ()), reverse=True):
-        for proc in open(f"{path}/cgroup.procs").read().split():
+    for parent_dir in leaked.get("cgroups", ()):
+        for path in sorted(glob.glob(f"{parent_dir}/*/"), reverse=True) + [parent_dir]:
+            for proc in open(f"{path}/cgroup.procs").read().split():
+                try:
+                    os.kill(int(proc), 9)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.1)
             try:
-                os.kill(int(proc), 9)
-            except ProcessLookupError:
+                os.rmdir(path)
+            except OSError:
                 pass
-        time.sleep(0.1)
-        try:
-            os.rmdir(path)
-        except OSError:
-            pass
     pytest.fail(f"leaked: {leaked}")

@@ -137,7 +137,7 @@ def detect(mountinfo: str | None = None) -> Layout:
 class Cgroup:
     """One container's cgroup: a directory in every hierarchy it needs."""
 
-    def __init__(self, container_id: str, layout: Layout):
+    def __init__(self, container_id: str, layout: Layout, parent: str = PARENT):
         self.container_id = container_id
         self.layout = layout
         # The directory (and its driver) that holds each controller we use.
@@ -146,10 +146,10 @@ class Cgroup:
             where = layout.hierarchy(controller)
             if where:
                 version, mountpoint = where
-                self.dirs[controller] = version, os.path.join(mountpoint, PARENT, container_id)
+                self.dirs[controller] = version, os.path.join(mountpoint, parent, container_id)
         # The unified hierarchy gets a directory even when it holds none of our
         # controllers (hybrid hosts): it tracks the processes and offers cgroup.kill.
-        self.v2_path = os.path.join(layout.v2_mount, PARENT, container_id) if layout.v2_mount else None
+        self.v2_path = os.path.join(layout.v2_mount, parent, container_id) if layout.v2_mount else None
         self.paths: list[str] = []
         for path in [p for _, p in self.dirs.values()] + [self.v2_path]:
             if path and path not in self.paths:
@@ -254,20 +254,20 @@ class Cgroup:
                     time.sleep(0.01)
         for parent in dict.fromkeys(os.path.dirname(p) for p in self.paths):
             try:
-                kernel.rmdir(parent, why="remove the shared minidocker/ cgroup, now empty")
+                kernel.rmdir(parent, why="remove the shared parent cgroup, now empty")
             except OSError as e:
                 if e.errno not in (errno.EBUSY, errno.ENOENT, errno.ENOTEMPTY):
                     raise  # EBUSY: another container still has its cgroup in there
 
 
-def create(container_id: str, limits: Limits, layout: Layout | None = None) -> Cgroup:
-    """Make the container's cgroup and write its limits into it."""
+def create(container_id: str, limits: Limits, layout: Layout | None = None, parent: str = PARENT) -> Cgroup:
+    """Make the container's cgroup (<hierarchy>/<parent>/<id>) and write its limits into it."""
     layout = layout or detect()
     for controller, flag in limits.needs().items():
         if layout.hierarchy(controller) is None:
             raise MinidockerError(f"cgroup controller '{controller}' is not available on this host "
                                   f"(needed for {flag})")
-    cgroup = Cgroup(container_id, layout)
+    cgroup = Cgroup(container_id, layout, parent)
     try:
         cgroup._make_dirs()
         cgroup._write_limits(limits)
@@ -279,6 +279,6 @@ def create(container_id: str, limits: Limits, layout: Layout | None = None) -> C
     return cgroup
 
 
-def find(container_id: str, layout: Layout | None = None) -> Cgroup:
+def find(container_id: str, layout: Layout | None = None, parent: str = PARENT) -> Cgroup:
     """The cgroup of an existing container (its directories may already be gone)."""
-    return Cgroup(container_id, layout or detect())
+    return Cgroup(container_id, layout or detect(), parent)
