@@ -218,3 +218,8 @@ def shifted_layers(image: Image, uid: int) -> list[str]:
             os.rename(work, dst)
         dirs.append(dst)
     return dirs
+
+
+if __name__ == "__main__":  # scripts/setup: put the offline base image into the store now
+    image = get(Store(), "busybox")
+    print(f"{image.tags[0]} {image.id}")

@@ -328,6 +328,24 @@ def kill(pid: int, sig: int, why: str = "") -> None:
 # -- process attributes -----------------------------------------------------------------
 
 
+def set_identity(uid: int, gid: int, why: str = "") -> None:
+    """setgroups(2), setgid(2), setuid(2): become `uid`:`gid`, with no supplementary groups.
+
+    The order matters: "setuid() ... if the effective UID of the caller is
+    root ... all of the related IDs are set", after which the process no
+    longer has the privilege to change its groups -- so groups and gid first.
+    """
+    os.setgroups([gid])
+    os.setgid(gid)
+    os.setuid(uid)
+    trace.record(f"setpriv --reuid={uid} --regid={gid} --clear-groups", why)
+
+
+def chdir(path: str, why: str = "") -> None:
+    os.chdir(path)
+    trace.record(f"cd {path}", why)
+
+
 def prctl(option: int, value: int | bytes, why: str = "") -> None:
     """prctl(2): operations on a process.
 

@@ -185,9 +185,7 @@ def _intermediate(record, container_dir, lower_dirs, cgroup, stdio, channel: Cha
         kernel.unshare(CLONE_NEWUSER, why="a user namespace first, so that it owns all the others")
         channel.send(userns=True)
         channel.expect("mapped")
-        os.setresgid(0, 0, 0)
-        os.setresuid(0, 0, 0)
-        os.setgroups([])
+        kernel.set_identity(0, 0, why="become root of the new user namespace (host uid 100000)")
     kernel.unshare(flags & ~CLONE_NEWUSER, why="new namespaces; the next child is PID 1 of the new PID namespace")
     init_pid = os.fork()
     if init_pid:
@@ -221,12 +219,11 @@ def _container_init(record, container_dir, lower_dirs, stdio, flags, channel: Ch
     uid, gid, home = lookup_user(config.get("User") or "")
     env = _environment(config, home)
     workdir = config.get("WorkingDir") or "/"
-    os.makedirs(workdir, exist_ok=True)
-    os.chdir(workdir)
+    if workdir != "/":
+        kernel.mkdir(workdir, why="-w: the working directory is created if the image lacks it")
+        kernel.chdir(workdir)
     _attach_stdio(stdio)
-    os.setgroups([gid])
-    os.setgid(gid)
-    os.setuid(uid)
+    kernel.set_identity(uid, gid, why="drop the host's groups; -u picks the user")
     argv = [record["Path"]] + record["Args"]
     executable = find_executable(argv[0], env)
     trace.record(f"exec {' '.join(argv)}", "replace this process by the container's command (execve)")

@@ -106,19 +106,19 @@ def bind_etc_files(root: str, container_dir: str) -> None:
 
 def pivot_into(root: str) -> None:
     """Make `root` the root mount and detach the host's tree entirely."""
-    os.chdir(root)
+    kernel.chdir(root)
     kernel.mkdir(f"{root}/.old_root", 0o700)
     kernel.pivot_root(root, f"{root}/.old_root", why="the container's tree becomes the root mount")
-    os.chdir("/")
+    kernel.chdir("/")
     kernel.umount("/.old_root", MNT_DETACH, why="detach the host's tree: nothing of it stays reachable")
     kernel.rmdir("/.old_root")
 
 
 def chroot_into(root: str) -> None:
     """--chroot: only change where "/" resolves; the host's tree is still mounted underneath."""
-    os.chdir(root)
+    kernel.chdir(root)
     kernel.chroot(root, why="--chroot (teaching mode): the host's mounts are still there, escapable")
-    os.chdir("/")
+    kernel.chdir("/")
 
 
 def mask_host_paths() -> None:
