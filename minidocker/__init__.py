@@ -6,6 +6,7 @@ Read the modules in chapter order:
     trace.py       how each step is recorded for --explain
     cgroups/       resource limits: one interface, a v1 and a v2 driver
     rootfs.py      overlayfs, /proc, /dev, pivot_root vs chroot
+    capabilities.py  root's power cut into pieces; Docker's default set
     launch.py      how a fork(2) becomes a container
     init.py        --init: a PID 1 that reaps and forwards signals    (chapter 2)
     spec.py        flag values and Docker's ENTRYPOINT + CMD rule

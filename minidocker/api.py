@@ -16,7 +16,8 @@ import os
 import signal
 import time
 
-from minidocker import cgroups, images, kernel, rootfs, spec, store as store_module, supervisor, trace
+from minidocker import (capabilities, cgroups, images, kernel, rootfs, spec, store as store_module, supervisor,
+                        trace)
 from minidocker.errors import Conflict, MinidockerError
 from minidocker.store import NEVER, Store, now
 
@@ -45,6 +46,10 @@ class Options:
     network: str = "none"  # "host"; bridge networking arrives in chapter 5
     userns: str = "host"  # or "remap": container root is host uid 100000
     cgroup_parent: str | None = None  # default: $MINIDOCKER_CGROUP_PARENT, else "minidocker"
+    cap_add: tuple[str, ...] = ()  # capabilities beyond Docker's default set (see capabilities.py)
+    cap_drop: tuple[str, ...] = ()
+    privileged: bool = False  # every capability, no masked paths, writable /sys
+    security_opt: tuple[str, ...] = ()  # "no-new-privileges"
     chroot: bool = False  # change root with chroot(2) instead of pivot_root(2) (teaching mode)
 
     def __init__(self, **values):
@@ -77,6 +82,10 @@ def create(image: str, command: list[str] | None = None, options: Options | None
     cgroup_parent = o.cgroup_parent or os.environ.get("MINIDOCKER_CGROUP_PARENT") or cgroups.PARENT
     if not store_module.valid_name(cgroup_parent):
         raise MinidockerError(f"invalid value {cgroup_parent!r} for --cgroup-parent: one name, [a-zA-Z0-9_.-]")
+    capabilities.resolve(list(o.cap_add), list(o.cap_drop), o.privileged)  # unknown names fail here, early
+    security_opt = [opt.removesuffix(":true") for opt in o.security_opt]
+    for opt in security_opt:
+        spec.parse_mode(opt, "--security-opt", ("no-new-privileges",))
     if o.name is not None and not store_module.valid_name(o.name):
         raise MinidockerError(f'Invalid container name ({o.name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed')
     if o.userns == "remap":
@@ -110,6 +119,8 @@ def create(image: str, command: list[str] | None = None, options: Options | None
                     "PidsLimit": o.pids_limit or 0, "PidMode": o.pid, "UTSMode": o.uts, "IpcMode": o.ipc,
                     "NetworkMode": o.network, "UsernsMode": o.userns, "AutoRemove": o.rm, "Init": o.init,
                     "ChangeRoot": "chroot" if o.chroot else "pivot_root", "CgroupParent": cgroup_parent,
+                    "CapAdd": list(o.cap_add), "CapDrop": list(o.cap_drop), "Privileged": o.privileged,
+                    "SecurityOpt": security_opt,
                 },
                 "State": {"Status": "created", "Running": False, "Pid": 0, "ExitCode": 0, "Error": "",
                           "OOMKilled": False, "StartedAt": NEVER, "FinishedAt": NEVER},

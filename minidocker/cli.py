@@ -42,6 +42,10 @@ def _add_container_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--network", "--net", default="none", help="none (default) or host")
     p.add_argument("--userns", default="host", help="'remap': container root is an unprivileged host uid")
     p.add_argument("--chroot", action="store_true", help="chroot(2) instead of pivot_root(2), to show why not")
+    p.add_argument("--cap-add", action="append", default=[], help="keep this capability too (e.g. NET_ADMIN)")
+    p.add_argument("--cap-drop", action="append", default=[], help="drop this capability (ALL: every one)")
+    p.add_argument("--privileged", action="store_true", help="every capability, nothing masked")
+    p.add_argument("--security-opt", action="append", default=[], help="no-new-privileges")
     p.add_argument("--cgroup-parent", help="put the container's cgroup under this one (default: minidocker)")
     p.add_argument("image")
     p.add_argument("command", nargs=argparse.REMAINDER)
@@ -59,7 +63,8 @@ def _options(args):
         cpu_shares=spec.parse_int(args.cpu_shares, "--cpu-shares", 2, 262144) if args.cpu_shares else None,
         pids_limit=spec.parse_int(args.pids_limit, "--pids-limit", -1) if args.pids_limit else None,
         pid=args.pid, uts=args.uts, ipc=args.ipc, network=args.network, userns=args.userns, chroot=args.chroot,
-        cgroup_parent=args.cgroup_parent)
+        cgroup_parent=args.cgroup_parent, cap_add=args.cap_add, cap_drop=args.cap_drop,
+        privileged=args.privileged, security_opt=args.security_opt)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -65,6 +65,7 @@ MNT_DETACH = 2  # umount2(2): lazy unmount
 PR_SET_PDEATHSIG = 1
 PR_SET_NAME = 15
 PR_SET_CHILD_SUBREAPER = 36
+PR_CAPBSET_DROP = 24
 PR_SET_NO_NEW_PRIVS = 38
 
 # Reasons from the man pages, for the errors a learner is likely to meet.
@@ -326,6 +327,25 @@ def kill(pid: int, sig: int, why: str = "") -> None:
 
 
 # -- process attributes -----------------------------------------------------------------
+
+
+def drop_bounding_capabilities(numbers: list[int], names: list[str]) -> None:
+    """prctl(PR_CAPBSET_DROP): "Drop the capability specified by arg2 from the calling thread's
+    capability bounding set.  Any children of the calling thread will inherit the newly reduced
+    bounding set."  Needs CAP_SETPCAP, so it is the last privileged step."""
+    for number in numbers:
+        _check(_libc.prctl(PR_CAPBSET_DROP, ctypes.c_ulong(number), 0, 0, 0), "prctl",
+               f"PR_CAPBSET_DROP, {number}")
+    if numbers:
+        trace.record(f"capsh --drop={','.join('cap_' + n for n in names)} --",
+                     "root inside keeps only Docker's default capabilities")
+
+
+def set_no_new_privs() -> None:
+    """prctl(PR_SET_NO_NEW_PRIVS): "execve(2) promises not to grant privileges to do anything that
+    could not have been done without the execve(2) call" -- setuid binaries stop working."""
+    _check(_libc.prctl(PR_SET_NO_NEW_PRIVS, ctypes.c_ulong(1), 0, 0, 0), "prctl", "PR_SET_NO_NEW_PRIVS")
+    trace.record("setpriv --no-new-privs", "--security-opt no-new-privileges")
 
 
 def set_identity(uid: int, gid: int, why: str = "") -> None:

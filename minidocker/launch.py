@@ -35,7 +35,7 @@ import struct  # noqa: F401
 import termios
 from typing import NamedTuple
 
-from minidocker import init, kernel, rootfs, trace
+from minidocker import capabilities, init, kernel, rootfs, trace
 from minidocker.errors import CannotExecute, CommandNotFound, MinidockerError
 from minidocker.kernel import (CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUSER,
                                CLONE_NEWUTS)
@@ -202,7 +202,7 @@ def _container_init(record, container_dir, lower_dirs, stdio, flags, channel: Ch
                          in_user_namespace=bool(flags & CLONE_NEWUSER))
     rootfs.mount_proc(root)
     rootfs.mount_dev(root, can_mknod=not flags & CLONE_NEWUSER, private_ipc=bool(flags & CLONE_NEWIPC))
-    rootfs.mount_sys(root)
+    rootfs.mount_sys(root, read_only=not host_config.get("Privileged"))
     rootfs.bind_etc_files(root, container_dir)
     if flags & CLONE_NEWNET:
         kernel.bring_loopback_up(why="a new network namespace has only a loopback device, and it is down")
@@ -212,7 +212,8 @@ def _container_init(record, container_dir, lower_dirs, stdio, flags, channel: Ch
         rootfs.chroot_into(root)
     else:
         rootfs.pivot_into(root)
-    rootfs.mask_host_paths()
+    if not host_config.get("Privileged"):
+        rootfs.mask_host_paths()
     if stdio.tty:
         stdio = open_console(channel)
 
@@ -223,6 +224,10 @@ def _container_init(record, container_dir, lower_dirs, stdio, flags, channel: Ch
         kernel.mkdir(workdir, why="-w: the working directory is created if the image lacks it")
         kernel.chdir(workdir)
     _attach_stdio(stdio)
+    capabilities.limit_to(capabilities.resolve(host_config.get("CapAdd") or [], host_config.get("CapDrop") or [],
+                                               host_config.get("Privileged", False)))
+    if "no-new-privileges" in host_config.get("SecurityOpt", []):
+        kernel.set_no_new_privs()
     kernel.set_identity(uid, gid, why="drop the host's groups; -u picks the user")
     argv = [record["Path"]] + record["Args"]
     executable = find_executable(argv[0], env)

@@ -53,10 +53,10 @@ def mount_proc(root: str) -> None:
                  why="a /proc that shows only the processes of this PID namespace")
 
 
-def mount_sys(root: str) -> None:
-    flags = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC
+def mount_sys(root: str, read_only: bool = True) -> None:
+    flags = (MS_RDONLY if read_only else 0) | MS_NOSUID | MS_NODEV | MS_NOEXEC
     try:
-        kernel.mount("sysfs", f"{root}/sys", "sysfs", flags, why="/sys, read-only")
+        kernel.mount("sysfs", f"{root}/sys", "sysfs", flags, why="/sys" + (", read-only" if read_only else ""))
     except kernel.KernelError:
         # sysfs may only be mounted by the owner of the network namespace; with a user
         # namespace but the host's network, show the host's /sys read-only instead.
