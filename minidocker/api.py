@@ -71,25 +71,7 @@ def create(image: str, command: list[str] | None = None, options: Options | None
     """docker create: write the container's record and files; start nothing. Returns the ID."""
     store = _store(store)
     o = options or Options(**option_values)
-    memory = spec.parse_memory(o.memory) if isinstance(o.memory, str) else o.memory
-    cpus = spec.parse_cpus(o.cpus) if isinstance(o.cpus, str) else o.cpus
-    for flag, value in [("--pid", o.pid), ("--uts", o.uts), ("--ipc", o.ipc)]:
-        spec.parse_mode(value, flag, ("private", "host"))
-    spec.parse_mode(o.network, "--network", ("none", "host"))
-    spec.parse_mode(o.userns, "--userns", ("host", "remap"))
-    if o.hostname and o.uts == "host":
-        raise MinidockerError("conflicting options: --hostname and --uts host")
-    cgroup_parent = o.cgroup_parent or os.environ.get("MINIDOCKER_CGROUP_PARENT") or cgroups.PARENT
-    if not store_module.valid_name(cgroup_parent):
-        raise MinidockerError(f"invalid value {cgroup_parent!r} for --cgroup-parent: one name, [a-zA-Z0-9_.-]")
-    capabilities.resolve(list(o.cap_add), list(o.cap_drop), o.privileged)  # unknown names fail here, early
-    security_opt = [opt.removesuffix(":true") for opt in o.security_opt]
-    for opt in security_opt:
-        spec.parse_mode(opt, "--security-opt", ("no-new-privileges",))
-    if o.name is not None and not store_module.valid_name(o.name):
-        raise MinidockerError(f'Invalid container name ({o.name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed')
-    if o.userns == "remap":
-        _check_searchable_by_remapped_root(store.root)
+    host_config = _host_config(o, store)  # every flag is checked before anything is written
     img = images.get(store, image)
     run_config = img.runtime_config
     command_line = spec.resolve_command(run_config.get("Entrypoint"), run_config.get("Cmd"),
@@ -102,26 +84,18 @@ def create(image: str, command: list[str] | None = None, options: Options | None
             name = o.name or _free_generated_name(store)
             store.check_name_free(name)
             os.makedirs(container_dir, mode=0o711)
-            hostname = o.hostname or (os.uname().nodename if o.uts == "host" else cid[:12])
+            config = {
+                "Hostname": o.hostname or (os.uname().nodename if o.uts == "host" else cid[:12]),
+                "User": o.user or run_config.get("User", ""),
+                "Env": spec.merge_env(run_config.get("Env", []), list(o.env)),
+                "Cmd": list(command) if command else run_config.get("Cmd"),
+                "Entrypoint": [o.entrypoint] if o.entrypoint else run_config.get("Entrypoint"),
+                "Image": image, "WorkingDir": o.workdir or run_config.get("WorkingDir", ""),
+                "Tty": o.tty, "OpenStdin": o.interactive,
+            }
             record = {
                 "Id": cid, "Created": now(), "Path": command_line[0], "Args": command_line[1:],
-                "Name": "/" + name, "Image": img.id,
-                "Config": {
-                    "Hostname": hostname, "User": o.user or run_config.get("User", ""),
-                    "Env": spec.merge_env(run_config.get("Env", []), o.env),
-                    "Cmd": list(command) if command else run_config.get("Cmd"),
-                    "Entrypoint": [o.entrypoint] if o.entrypoint else run_config.get("Entrypoint"),
-                    "Image": image, "WorkingDir": o.workdir or run_config.get("WorkingDir", ""),
-                    "Tty": o.tty, "OpenStdin": o.interactive,
-                },
-                "HostConfig": {
-                    "Memory": memory or 0, "NanoCpus": int((cpus or 0) * 1e9), "CpuShares": o.cpu_shares or 0,
-                    "PidsLimit": o.pids_limit or 0, "PidMode": o.pid, "UTSMode": o.uts, "IpcMode": o.ipc,
-                    "NetworkMode": o.network, "UsernsMode": o.userns, "AutoRemove": o.rm, "Init": o.init,
-                    "ChangeRoot": "chroot" if o.chroot else "pivot_root", "CgroupParent": cgroup_parent,
-                    "CapAdd": list(o.cap_add), "CapDrop": list(o.cap_drop), "Privileged": o.privileged,
-                    "SecurityOpt": security_opt,
-                },
+                "Name": "/" + name, "Image": img.id, "Config": config, "HostConfig": host_config,
                 "State": {"Status": "created", "Running": False, "Pid": 0, "ExitCode": 0, "Error": "",
                           "OOMKilled": False, "StartedAt": NEVER, "FinishedAt": NEVER},
                 "LogPath": f"{container_dir}/container.log",
@@ -143,6 +117,37 @@ def create(image: str, command: list[str] | None = None, options: Options | None
         os.write(cidfile_fd, cid.encode())
         os.close(cidfile_fd)
     return cid
+
+
+def _host_config(o: Options, store: Store) -> dict:
+    """Check the options that say how to run the container; return them as Docker's HostConfig."""
+    memory = spec.parse_memory(o.memory) if isinstance(o.memory, str) else o.memory
+    cpus = spec.parse_cpus(o.cpus) if isinstance(o.cpus, str) else o.cpus
+    for flag, value in [("--pid", o.pid), ("--uts", o.uts), ("--ipc", o.ipc)]:
+        spec.parse_mode(value, flag, ("private", "host"))
+    spec.parse_mode(o.network, "--network", ("none", "host"))
+    spec.parse_mode(o.userns, "--userns", ("host", "remap"))
+    if o.hostname and o.uts == "host":
+        raise MinidockerError("conflicting options: --hostname and --uts host")
+    if o.name is not None and not store_module.valid_name(o.name):
+        raise MinidockerError(f"Invalid container name ({o.name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+    cgroup_parent = o.cgroup_parent or os.environ.get("MINIDOCKER_CGROUP_PARENT") or cgroups.PARENT
+    if not store_module.valid_name(cgroup_parent):
+        raise MinidockerError(f"invalid value {cgroup_parent!r} for --cgroup-parent: one name, [a-zA-Z0-9_.-]")
+    capabilities.resolve(list(o.cap_add), list(o.cap_drop), o.privileged)  # unknown names fail here, early
+    security_opt = [opt.removesuffix(":true") for opt in o.security_opt]
+    for opt in security_opt:
+        spec.parse_mode(opt, "--security-opt", ("no-new-privileges",))
+    if o.userns == "remap":
+        _check_searchable_by_remapped_root(store.root)
+    return {
+        "Memory": memory or 0, "NanoCpus": int((cpus or 0) * 1e9), "CpuShares": o.cpu_shares or 0,
+        "PidsLimit": o.pids_limit or 0, "PidMode": o.pid, "UTSMode": o.uts, "IpcMode": o.ipc,
+        "NetworkMode": o.network, "UsernsMode": o.userns, "AutoRemove": o.rm, "Init": o.init,
+        "ChangeRoot": "chroot" if o.chroot else "pivot_root", "CgroupParent": cgroup_parent,
+        "CapAdd": list(o.cap_add), "CapDrop": list(o.cap_drop), "Privileged": o.privileged,
+        "SecurityOpt": security_opt,
+    }
 
 
 def _check_searchable_by_remapped_root(path: str) -> None:

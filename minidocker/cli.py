@@ -8,7 +8,6 @@ on stderr -- never a traceback.
 
 import argparse
 import json
-import os
 import sys
 
 from minidocker.errors import MinidockerError
@@ -160,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dispatch(args) -> int | None:
-    from minidocker import api, trace
+    from minidocker import api
     from minidocker.store import Store
 
     store = Store()

@@ -24,14 +24,13 @@ end is close-on-exec, so when ``execve`` succeeds minidocker simply sees the
 socket close.
 """
 
+# Everything the container's processes use after pivot_root is imported here, up front:
+# once the host's tree is detached, the host's Python library is no longer reachable.
 import errno
-import fcntl  # noqa: F401  (imported before pivot_root: the host's stdlib vanishes after it)
+import fcntl
 import json
 import os
-import signal
 import socket
-import stat  # noqa: F401
-import struct  # noqa: F401
 import termios
 from typing import NamedTuple
 

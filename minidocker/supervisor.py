@@ -58,7 +58,8 @@ def supervise(store: Store, cid: str, attach: bool, on_started=None, on_ready=No
         cgroup.kill_all()
         cgroup.destroy()
         if isinstance(e, MinidockerError):
-            store.update(cid, lambda r: r["State"].update(Error=str(e), ExitCode=e.exit_code))
+            error, code = str(e), e.exit_code
+            store.update(cid, lambda r: r["State"].update(Error=error, ExitCode=code))
         raise
     finally:
         streams.close_container_side()

@@ -16,7 +16,7 @@ def test_explain_prints_every_kernel_step_as_a_shell_command(md):
     text = result.stderr
     version, _ = cgroups.detect().hierarchy("memory")
     limit_file = "memory.limit_in_bytes" if version == "v1" else "memory.max"
-    expected_in_order = [f"echo 33554432 > ", limit_file, "unshare --pid --mount --uts --ipc --net",
+    expected_in_order = ["echo 33554432 > ", limit_file, "unshare --pid --mount --uts --ipc --net",
                          "mount --make-rprivate /", "mount -t overlay -o lowerdir=", "mount -t proc",
                          "mknod -m 666 $MINIDOCKER_ROOT/containers/$ID/rootfs/dev/null c 1 3",
                          "ip link set lo up", "hostname ", "pivot_root ", "umount -l /.old_root",
