@@ -94,9 +94,10 @@ def cgroup_parent_of(tmp_path) -> str:
     return f"minidocker-test-{abs(hash(str(tmp_path))):x}"
 
 
-def _kernel_objects(root: str | None = None, cgroup_parent: str = "minidocker") -> dict[str, set]:
-    with open("/proc/self/mountinfo") as f:
-        mounts = {" ".join(line.split()[3:5]) for line in f}
+def _kernel_objects(root: str | None = None, cgroup_parent: str = "minidocker",
+                    mount_prefix: str = "/") -> dict[str, set]:
+    with open("/proc/self/mountinfo") as f:  # (a test's own mounts: those under its tmp_path)
+        mounts = {" ".join(line.split()[3:5]) for line in f if line.split()[4].startswith(mount_prefix)}
     cgroups = set(glob.glob(f"/sys/fs/cgroup/*/{cgroup_parent}")) | set(glob.glob(f"/sys/fs/cgroup/{cgroup_parent}"))
     netns = set(subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout.split("\n")) - {""}
     links = {ln.split(":")[1].strip() for ln in subprocess.run(["ip", "-o", "link"], capture_output=True,
@@ -119,12 +120,12 @@ def _kernel_objects(root: str | None = None, cgroup_parent: str = "minidocker") 
 def no_leaks(tmp_path):
     """Fail the test that leaves a kernel object behind (checked after `md`'s own clean-up)."""
     parent = cgroup_parent_of(tmp_path)
-    before = _kernel_objects(cgroup_parent=parent)
+    before = _kernel_objects(cgroup_parent=parent, mount_prefix=str(tmp_path))
     yield
     root = str(tmp_path / "root")  # where `md` keeps this test's state
     leaked = {}
     for attempt in range(40):  # the kernel frees a dying container's cgroups a moment after it exits
-        after = _kernel_objects(root, parent)
+        after = _kernel_objects(root, parent, mount_prefix=str(tmp_path))
         leaked = {kind: after[kind] - before.get(kind, set()) for kind in after}
         leaked = {kind: items for kind, items in leaked.items() if items}
         if not leaked:
