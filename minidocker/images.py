@@ -52,7 +52,9 @@ class Image:
 
 
 def layer_dir(store: Store, diff_id: str) -> str:
-    return os.path.join(store.images, "layers", diff_id.split(":", 1)[1])
+    from minidocker import layers
+
+    return layers.layer_dir(store, diff_id)
 
 
 def _repositories(store: Store) -> dict:
@@ -98,34 +100,6 @@ def list_images(store: Store) -> list[Image]:
 # -- the offline base image ----------------------------------------------------------
 
 
-def _tar_digest(root: str) -> str:
-    """sha256 of a reproducible tar of `root`: the layer's diff ID, as Docker computes it."""
-    import hashlib  # building images is rare and running them is not: keep `run`'s imports short
-    import io
-    import tarfile
-
-    digest = hashlib.sha256()
-
-    class _Hasher(io.RawIOBase):
-        def write(self, b):
-            digest.update(b)
-            return len(b)
-
-    with tarfile.open(fileobj=_Hasher(), mode="w|", format=tarfile.PAX_FORMAT) as tar:
-        for dirpath, dirnames, filenames in os.walk(root):
-            dirnames.sort()
-            for name in sorted(dirnames + filenames):
-                path = os.path.join(dirpath, name)
-                info = tar.gettarinfo(path, os.path.relpath(path, root))
-                info.mtime, info.uname, info.gname = 0, "", ""
-                if info.isfile():
-                    with open(path, "rb") as f:
-                        tar.addfile(info, f)
-                else:
-                    tar.addfile(info)
-    return "sha256:" + digest.hexdigest()
-
-
 def build_busybox(store: Store) -> str:
     """Make busybox:latest from the host's static busybox: one layer, one config. Returns the image ID."""
     import shutil
@@ -154,12 +128,7 @@ def build_busybox(store: Store) -> str:
         f.write("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/false\n")
     with open(os.path.join(work, "etc/group"), "w") as f:
         f.write("root:x:0:\nnogroup:x:65534:\n")
-    diff_id = _tar_digest(work)
-    final = layer_dir(store, diff_id)
-    if os.path.isdir(final):
-        shutil.rmtree(work)
-    else:
-        os.rename(work, final)
+    diff_id = _register_tree(store, work)
     version = subprocess.run([busybox], capture_output=True, text=True).stdout.split("\n", 1)[0]
     import time
 
@@ -171,6 +140,22 @@ def build_busybox(store: Store) -> str:
         "history": [{"created_by": f"minidocker: {busybox} ({version.strip()}) and a symlink per applet"}],
     }
     return add_image(store, config, ["busybox:latest"])
+
+
+def _register_tree(store: Store, tree: str) -> str:
+    """Store a directory tree as a layer: tar it reproducibly, then register that tar like any other."""
+    import shutil
+    import tempfile
+
+    from minidocker import layers
+
+    try:
+        with tempfile.TemporaryFile(dir=os.path.join(store.images, "layers")) as spool:
+            layers.write_tar(tree, spool, reproducible=True)
+            spool.seek(0)
+            return layers.register_layer(store, spool)
+    finally:
+        shutil.rmtree(tree, ignore_errors=True)
 
 
 def add_image(store: Store, config: dict, tags: list[str]) -> str:
