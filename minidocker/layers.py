@@ -348,6 +348,28 @@ def layer_tar(store, diff_id: str, out) -> None:
         raise BadLayer(f"layer {diff_id} in the store no longer matches its digest (sha256:{digest.hexdigest()})")
 
 
+write_layer_tar = layer_tar  # the name chapter 3's code (save, push) calls it by
+
+
+def remove_layer(store, diff_id: str) -> None:
+    """Delete a layer: its directory, its tar-split record and any user-namespace copies of it.
+
+    The caller makes sure nothing uses it any more (see images.remove).
+    """
+    import glob
+
+    tree = layer_dir(store, diff_id)
+    for path in [f"{tree}.tar-split", f"{tree}.tar"]:
+        if os.path.exists(path):
+            os.unlink(path)
+    for path in [tree] + glob.glob(f"{tree}-uid*"):
+        if os.path.isdir(path):
+            doomed = f"{os.path.dirname(path)}/.removing-{os.path.basename(path)}-{os.getpid()}"
+            os.rename(path, doomed)  # first out of sight in one step, then deleted at leisure
+            shutil.rmtree(doomed, ignore_errors=True)
+    trace.record(f"rm -rf {tree}", "no image uses the layer any more")
+
+
 # -- a directory (a container's upper dir, a build) -> a layer tar ----------------------------------
 
 

@@ -208,3 +208,11 @@ def test_a_damaged_store_is_detected_when_the_tar_is_given_back(store):
         f.write("HELLO\n")  # same size, other bytes
     with pytest.raises(layers.BadLayer, match="no longer matches"):
         layers.layer_tar(store, diff_id, io.BytesIO())
+
+
+def test_remove_layer_leaves_other_layers(store):
+    kept = layers.register_layer(store, io.BytesIO(make_tar(("kept", "file", "k"))))
+    before = snapshot(store.root)
+    doomed = layers.register_layer(store, io.BytesIO(make_tar(*GOOD)))
+    layers.remove_layer(store, doomed)
+    assert snapshot(store.root) == before and layers.has_layer(store, kept) and not layers.has_layer(store, doomed)
