@@ -114,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("rename", help="rename a container")
     p.add_argument("container")
     p.add_argument("new_name")
-    commands.add_parser("images", help="list images")
+    _add_image_commands(commands)
     p = commands.add_parser("system", help="system prune: remove stopped containers and leftovers")
     p.add_argument("action", choices=["prune"])
     p.add_argument("-f", "--force", action="store_true")
@@ -226,18 +226,130 @@ def _dispatch(args) -> int | None:
             print(json.dumps(records, indent=4))
     elif args.subcommand == "rename":
         api.rename(args.container, args.new_name, store=store)
-    elif args.subcommand == "images":
-        from minidocker import images
-
-        print(f"{'REPOSITORY':<20} {'TAG':<10} {'IMAGE ID':<14}")
-        for image in images.list_images(store):
-            for tag in image.tags:
-                repo, _, version = tag.rpartition(":")
-                print(f"{repo:<20} {version:<10} {image.id[7:19]:<14}")
+    elif args.subcommand in IMAGE_COMMANDS:
+        return _image_command(args, store, explain)
     elif args.subcommand == "system":
         removed = api.prune(store=store)
         print("Deleted Containers:\n" + "".join(f"{cid}\n" for cid in removed) if removed else "Nothing to prune")
     return None
+
+
+# -- images and the union filesystem (chapter 7) ------------------------------------------------------
+
+IMAGE_COMMANDS = ("commit", "diff", "history", "images", "tag", "rmi", "image", "export", "import")
+
+
+def _add_image_commands(commands) -> None:
+    p = commands.add_parser("commit", help="make an image from a container's changes")
+    p.add_argument("-m", "--message", default="")
+    p.add_argument("-c", "--change", action="append", default=[],
+                   help="a Dockerfile instruction: CMD, ENTRYPOINT, ENV, WORKDIR, USER, EXPOSE, LABEL, VOLUME")
+    p.add_argument("container")
+    p.add_argument("repository", nargs="?")
+    p = commands.add_parser("diff", help="files a container added (A), changed (C) or deleted (D)")
+    p.add_argument("container")
+    p = commands.add_parser("history", help="the steps (and layers) an image was made of")
+    p.add_argument("--no-trunc", action="store_true")
+    p.add_argument("image")
+    p = commands.add_parser("images", help="list images")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("--no-trunc", action="store_true")
+    p = commands.add_parser("tag", help="give an image another name")
+    p.add_argument("source")
+    p.add_argument("target")
+    p = commands.add_parser("rmi", help="untag and remove images")
+    p.add_argument("-f", "--force", action="store_true")
+    p.add_argument("images", nargs="+")
+    p = commands.add_parser("image", help="image prune: remove unused images")
+    p.add_argument("action", choices=["prune", "ls"])
+    p.add_argument("-a", "--all", action="store_true", help="prune: every unused image, not only untagged ones")
+    p.add_argument("-f", "--force", action="store_true")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("--no-trunc", action="store_true")
+    p = commands.add_parser("export", help="a container's files, flattened, as a tar")
+    p.add_argument("-o", "--output", help="write to this file instead of stdout")
+    p.add_argument("container")
+    p = commands.add_parser("import", help="make a one-layer image from a tar (- for stdin)")
+    p.add_argument("-m", "--message", default="")
+    p.add_argument("-c", "--change", action="append", default=[])
+    p.add_argument("file")
+    p.add_argument("repository", nargs="?")
+
+
+def _human_size(size: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if size >= scale:
+            return f"{size / scale:.3g}{unit}"
+    return f"{size}B"
+
+
+def _image_command(args, store, explain) -> int | None:
+    from minidocker import api, images
+
+    command = args.subcommand
+    if command == "commit":
+        print(api.commit(args.container, args.repository, args.message, args.change, store=store))
+    elif command == "diff":
+        for kind, path in api.diff(args.container, store=store):
+            print(f"{kind} {path}")
+    elif command == "history":
+        print(f"{'IMAGE':<14} {'CREATED':<22} {'CREATED BY':<46} {'SIZE':<9} COMMENT")
+        for row in api.history(args.image, store=store):
+            created_by = row["created_by"]
+            if not args.no_trunc and len(created_by) > 45:
+                created_by = created_by[:44] + "…"
+            image_id = row.get("id", "<missing>")
+            print(f"{image_id if args.no_trunc else image_id.removeprefix('sha256:')[:12]:<14} "
+                  f"{_ago(row['created']) + ' ago' if row['created'] else '':<22} {created_by:<46} "
+                  f"{_human_size(row['size']):<9} {row['comment']}")
+    elif command in ("images", "image") and getattr(args, "action", "ls") == "ls":
+        _print_images(api.image_list(store=store), store, args.quiet, args.no_trunc)
+    elif command == "tag":
+        api.tag(args.source, args.target, store=store)
+    elif command == "rmi":
+        failed = None
+        for ref in args.images:
+            try:
+                print("\n".join(api.rmi(ref, force=args.force, store=store)))
+            except MinidockerError as e:
+                failed = e  # like Docker: go on with the rest, fail at the end
+                print(f"minidocker: {e}", file=sys.stderr)
+        if failed:
+            return 1
+    elif command == "image":
+        report = api.image_prune(all=args.all, store=store)
+        print("Deleted Images:\n" + "\n".join(report) if report else "Total reclaimed space: 0B")
+    elif command == "export":
+        if args.output:
+            with open(args.output, "wb") as out:
+                api.export(args.container, out, store=store)
+        else:
+            if sys.stdout.isatty():
+                raise MinidockerError("cowardly refusing to write a tar to a terminal: use -o FILE or a pipe")
+            api.export(args.container, sys.stdout.buffer, store=store)
+            sys.stdout.buffer.flush()
+    elif command == "import":
+        source = sys.stdin.buffer if args.file == "-" else args.file
+        print(api.import_image(source, args.repository, args.message, args.change, store=store))
+    if explain:
+        explain()
+
+
+def _print_images(image_list, store, quiet: bool, no_trunc: bool) -> None:
+    from minidocker import images
+
+    if quiet:
+        for image in image_list:
+            print(image.id if no_trunc else image.id[7:19])
+        return
+    print(f"{'REPOSITORY':<24} {'TAG':<12} {'IMAGE ID':<14} {'CREATED':<24} SIZE")
+    for image in sorted(image_list, key=lambda i: i.config.get("created", ""), reverse=True):
+        size = sum(images.layer_size(store, d) for d in image.config["rootfs"]["diff_ids"])
+        created = _ago(image.config["created"]) + " ago" if image.config.get("created") else ""
+        for tag in image.tags or ["<none>:<none>"]:
+            repo, _, version = tag.rpartition(":")
+            print(f"{repo:<24} {version:<12} {image.id if no_trunc else image.id[7:19]:<14} {created:<24} "
+                  f"{_human_size(size)}")
 
 
 def render_format(template: str, record: dict) -> str:

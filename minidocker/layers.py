@@ -381,18 +381,23 @@ def is_whiteout(st) -> bool:
 
 
 def is_opaque(path: str) -> bool:
-    try:
-        return os.getxattr(path, OPAQUE_XATTR, follow_symlinks=False) == b"y"
-    except OSError:
-        return False
+    """Marked opaque by overlayfs: trusted.overlay.opaque, or user.overlay.opaque in a user namespace."""
+    for name in (OPAQUE_XATTR, "user.overlay.opaque"):
+        try:
+            if os.getxattr(path, name, follow_symlinks=False) == b"y":
+                return True
+        except OSError:
+            pass
+    return False
 
 
-def write_tar(root: str, out, reproducible: bool = False, skip=lambda relpath: False) -> None:
+def write_tar(root: str, out, reproducible: bool = False, skip=lambda relpath: False, uid_shift: int = 0) -> None:
     """Tar the tree `root` onto the stream `out`, overlayfs whiteouts converted to OCI ones.
 
     `reproducible` zeroes times and owner names, so the same tree always
     gives the same bytes (and so the same diff ID).  `skip(relpath)` leaves
-    entries out (a container's bind-mount placeholders).
+    entries out (a container's bind-mount placeholders).  `uid_shift` maps
+    owners back from a user namespace's range (host 100000 = container 0).
     """
     tarfile = _tarfile()
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
@@ -412,6 +417,8 @@ def write_tar(root: str, out, reproducible: bool = False, skip=lambda relpath: F
                     tar.addfile(info)
                     continue
                 info = tar.gettarinfo(path, relpath)
+                if uid_shift and info.uid >= uid_shift and info.gid >= uid_shift:
+                    info.uid, info.gid, info.uname, info.gname = info.uid - uid_shift, info.gid - uid_shift, "", ""
                 if reproducible:
                     info.mtime, info.uname, info.gname = 0, "", ""
                 if info.isfile():
