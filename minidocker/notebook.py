@@ -115,8 +115,16 @@ class Lab:
 
     def run(self, *command: str, **options) -> Result:
         """`minidocker run --rm`, the lab's way: start detached, wait, read the logs, remove."""
-        cid = self.start(*command, **options)
-        steps = self.last_steps
+        return self.finish(self.start(*command, **options))
+
+    def start_created(self, cid: str) -> None:
+        """`minidocker start` of a created container, in the background."""
+        api.start(cid, store=self.store)
+        self.last_steps, self.last_id = api.last_trace(), cid
+
+    def finish(self, cid: str) -> Result:
+        """Wait for a started container, collect what it left, remove it."""
+        steps = self.last_steps if cid == self.last_id else []
         code = api.wait(cid, store=self.store)
         output = api.logs(cid, store=self.store).decode(errors="replace")
         record = api.inspect(cid, store=self.store)
@@ -157,10 +165,11 @@ class Lab:
     # -- looking -------------------------------------------------------------------------
 
     def trace(self, pattern: str | None = None, steps=None) -> Trace:
-        """The explain trace of the last container started (only steps matching `pattern`, a regex)."""
+        """The explain trace of the last container started (only steps whose command or reason match
+        `pattern`, a regular expression)."""
         steps = self.last_steps if steps is None else steps
         if pattern:
-            steps = [s for s in steps if re.search(pattern, s.command)]
+            steps = [s for s in steps if re.search(pattern, f"{s.command} # {s.why}")]
         return Trace(steps, {"ID": self.last_id, "MINIDOCKER_ROOT": self.store.root})
 
     @staticmethod
