@@ -106,10 +106,10 @@ class Lab:
 
     # -- containers ---------------------------------------------------------------------
 
-    def start(self, *command: str, **options) -> str:
+    def start(self, *command: str, image: str | None = None, **options) -> str:
         """`minidocker run -d`: start a container in the background; returns its ID."""
         options.setdefault("cgroup_parent", self.cgroup_parent)
-        cid, _ = api.run(self.image, list(command), detach=True, store=self.store, **options)
+        cid, _ = api.run(image or self.image, list(command), detach=True, store=self.store, **options)
         self.last_steps, self.last_id = api.last_trace(), cid
         return cid
 
@@ -131,10 +131,13 @@ class Lab:
         api.remove(cid, force=True, store=self.store)
         return Result(cid, code, output, record, steps)
 
-    def create(self, *command: str, **options) -> str:
+    def create(self, *command: str, image: str | None = None, **options) -> str:
         """`minidocker create`: the record and files, no process yet."""
         options.setdefault("cgroup_parent", self.cgroup_parent)
-        return api.create(self.image, list(command), store=self.store, **options)
+        trace.take()
+        cid = api.create(image or self.image, list(command), store=self.store, **options)
+        self.last_steps, self.last_id = api.last_trace(), cid
+        return cid
 
     def pid(self, cid: str) -> int:
         """The container's PID 1, as the host numbers it."""

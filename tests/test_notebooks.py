@@ -60,7 +60,7 @@ def test_there_are_notebooks_and_each_matches_its_source():
     finally:
         sys.path.remove(NOTEBOOKS)
     names = [os.path.basename(p) for p in notebook_paths()]
-    assert {"00_containers_vs_vms.ipynb", "01_isolation.ipynb"} <= set(names)
+    assert {"00_containers_vs_vms.ipynb", "01_isolation.ipynb", "02_create_and_run.ipynb"} <= set(names)
     assert [build.target_of(s) for s in build.sources()] == notebook_paths()
     for source in build.sources():
         with open(build.target_of(source)) as f:
