@@ -14,6 +14,7 @@ Read the modules in chapter order:
     layers.py      layers: tar in and out, whiteouts, safe unpacking  (chapters 3, 7)
     supervisor.py  the shim beside each container; enter.py: exec
     api.py         the Python API; cli.py: the command line over it
+    notebook.py    the notebooks' Lab: a private state root, short cells, the trace as a table
 """
 
 __version__ = "0.1.0"

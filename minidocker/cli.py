@@ -4,6 +4,11 @@ Exit codes follow Docker: 125 for minidocker's own errors (bad flag, unknown
 image, conflict), 126 when the command cannot be executed, 127 when it does
 not exist, otherwise the container's own exit code.  Every error is one line
 on stderr -- never a traceback.
+
+Each command is two small functions, ``<name>_flags(parser)`` (declare its
+flags) and ``<name>_command(args, store)`` (do it), and one row in
+:data:`COMMANDS`.  Only the flags of the command being run are declared: a
+parser with every command's flags would cost more than starting a container.
 """
 
 import argparse
@@ -18,7 +23,12 @@ class _Parser(argparse.ArgumentParser):
         raise MinidockerError(f"{message} (see '{self.prog} --help')")
 
 
-def _add_container_options(p: argparse.ArgumentParser) -> None:
+# -- run, create, start ------------------------------------------------------------------
+
+
+def container_flags(p: argparse.ArgumentParser) -> None:
+    """The flags of `create` (and of `run`, which adds -d): how the container is made."""
+    p.add_argument("--help", action="help")  # -h is --hostname, as in Docker
     p.add_argument("--name", help="a name to use instead of the ID")
     p.add_argument("--cidfile", help="write the container ID to this file (which must not exist)")
     p.add_argument("-e", "--env", action="append", default=[], help="KEY=VALUE, or KEY to pass on our own")
@@ -66,43 +76,50 @@ def _options(args):
         privileged=args.privileged, security_opt=args.security_opt)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="minidocker", description="Docker, rebuilt from the Linux kernel up, to learn from.")
-    parser.add_argument("--explain", action="store_true",
-                        help="print every kernel step as a shell command you could run yourself")
-    commands = parser.add_subparsers(dest="subcommand", required=True, parser_class=_Parser, metavar="COMMAND")
+def create_command(args, store):
+    from minidocker import api
 
-    for name, summary in (("run", "create and start a container"), ("create", "create a container, start nothing")):
-        p = commands.add_parser(name, add_help=False, help=summary)
-        p.add_argument("--help", action="help")
-        _add_container_options(p)
-        if name == "run":
-            p.add_argument("-d", "--detach", action="store_true")
-    p = commands.add_parser("start", help="start created or stopped containers")
+    print(api.create(args.image, args.command, _options(args), store=store))
+
+
+def run_flags(p):
+    container_flags(p)
+    p.add_argument("-d", "--detach", action="store_true")
+
+
+def run_command(args, store):
+    from minidocker import api
+
+    explain = _explainer(args, store)
+    cid, code = api.run(args.image, args.command, _options(args), detach=args.detach, on_ready=explain,
+                        store=store)
+    if args.detach:
+        if explain:
+            explain()
+        print(cid)
+    return code
+
+
+def start_flags(p):
     p.add_argument("-a", "--attach", action="store_true")
     p.add_argument("containers", nargs="+")
-    p = commands.add_parser("stop", help="SIGTERM, then SIGKILL after -t seconds")
-    p.add_argument("-t", "--time", type=float, default=10)
-    p.add_argument("containers", nargs="+")
-    p = commands.add_parser("kill", help="send a signal to a container's PID 1")
-    p.add_argument("-s", "--signal", default="KILL")
-    p.add_argument("containers", nargs="+")
-    p = commands.add_parser("rm", help="remove containers")
-    p.add_argument("-f", "--force", action="store_true")
-    p.add_argument("containers", nargs="+")
-    p = commands.add_parser("ps", help="list containers")
-    p.add_argument("-a", "--all", action="store_true")
-    p.add_argument("-q", "--quiet", action="store_true")
-    p.add_argument("--no-trunc", action="store_true")
-    p = commands.add_parser("logs", help="print a container's output")
-    p.add_argument("-f", "--follow", action="store_true")
-    p.add_argument("container")
-    p = commands.add_parser("inspect", help="print a container's record as JSON")
-    p.add_argument("-f", "--format")
-    p.add_argument("containers", nargs="+")
-    p = commands.add_parser("wait", help="wait for containers to stop; print their exit codes")
-    p.add_argument("containers", nargs="+")
-    p = commands.add_parser("exec", add_help=False, help="run a command inside a running container")
+
+
+def start_command(args, store):
+    from minidocker import api
+
+    explain = _explainer(args, store)
+    code = None
+    for ref in args.containers:
+        code = api.start(ref, attach=args.attach, on_ready=explain, store=store)
+        if not args.attach:
+            if explain:
+                explain()
+            print(ref)
+    return code
+
+
+def exec_flags(p):
     p.add_argument("--help", action="help")
     p.add_argument("-t", "--tty", action="store_true")
     p.add_argument("-i", "--interactive", action="store_true")
@@ -111,14 +128,373 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-u", "--user")
     p.add_argument("container")
     p.add_argument("exec_command", nargs=argparse.REMAINDER)
-    p = commands.add_parser("rename", help="rename a container")
+
+
+def exec_command(args, store):
+    from minidocker import enter, spec
+
+    return enter.exec_in(store, args.container, args.exec_command, tty=args.tty, interactive=args.interactive,
+                         env=spec.parse_env(args.env), workdir=args.workdir, user=args.user,
+                         on_ready=_explainer(args, store))
+
+
+# -- stop, kill, rm, wait: one line per container, go on after a failure -------------------
+
+
+def stop_flags(p):
+    p.add_argument("-t", "--time", type=float, default=10)
+    p.add_argument("containers", nargs="+")
+
+
+def kill_flags(p):
+    p.add_argument("-s", "--signal", default="KILL")
+    p.add_argument("containers", nargs="+")
+
+
+def rm_flags(p):
+    p.add_argument("-f", "--force", action="store_true")
+    p.add_argument("containers", nargs="+")
+
+
+def wait_flags(p):
+    p.add_argument("containers", nargs="+")
+
+
+def stop_command(args, store):
+    from minidocker import api
+
+    def stop(ref):
+        api.stop(ref, timeout=args.time, store=store)
+        return ref
+
+    return _each_container(args, store, stop)
+
+
+def kill_command(args, store):
+    from minidocker import api
+
+    def kill(ref):
+        api.kill(ref, args.signal, store=store)
+        return ref
+
+    return _each_container(args, store, kill)
+
+
+def rm_command(args, store):
+    from minidocker import api
+
+    def remove(ref):
+        api.remove(ref, force=args.force, store=store)
+        return ref
+
+    return _each_container(args, store, remove)
+
+
+def wait_command(args, store):
+    from minidocker import api
+
+    return _each_container(args, store, lambda ref: api.wait(ref, store=store))
+
+
+def _each_container(args, store, action) -> int | None:
+    """Print action(ref) for each container; like Docker, report each failure and go on with the rest."""
+    failed = False
+    for ref in args.containers:
+        try:
+            print(action(ref))
+        except MinidockerError as e:
+            print(f"minidocker: {e}", file=sys.stderr)
+            failed = True
+    explain = _explainer(args, store)
+    if explain:
+        explain()
+    return 1 if failed else None
+
+
+# -- look at containers and images ---------------------------------------------------------
+
+
+def ps_flags(p):
+    p.add_argument("-a", "--all", action="store_true")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("--no-trunc", action="store_true")
+
+
+def ps_command(args, store):
+    from minidocker import api
+
+    _print_ps(api.containers(all=args.all, store=store), args.quiet, args.no_trunc)
+
+
+def logs_flags(p):
+    p.add_argument("-f", "--follow", action="store_true")
+    p.add_argument("container")
+
+
+def logs_command(args, store):
+    from minidocker import api
+
+    for stream, data in api.follow_logs(args.container, follow=args.follow, store=store):
+        out = sys.stdout.buffer if stream == "stdout" else sys.stderr.buffer
+        out.write(data)
+        out.flush()
+
+
+def inspect_flags(p):
+    p.add_argument("-f", "--format")
+    p.add_argument("containers", nargs="+")
+
+
+def inspect_command(args, store):
+    from minidocker import api
+
+    records = [api.inspect(ref, store=store) for ref in args.containers]
+    if args.format:
+        for record in records:
+            print(render_format(args.format, record))
+    else:
+        print(json.dumps(records, indent=4))
+
+
+def rename_flags(p):
     p.add_argument("container")
     p.add_argument("new_name")
-    _add_image_commands(commands)
-    p = commands.add_parser("system", help="system prune: remove stopped containers and leftovers")
+
+
+def rename_command(args, store):
+    from minidocker import api
+
+    api.rename(args.container, args.new_name, store=store)
+
+
+def system_flags(p):
     p.add_argument("action", choices=["prune"])
     p.add_argument("-f", "--force", action="store_true")
+
+
+def system_command(args, store):
+    from minidocker import api
+
+    removed = api.prune(store=store)
+    print("Deleted Containers:\n" + "".join(f"{cid}\n" for cid in removed) if removed else "Nothing to prune")
+
+
+# -- images and the union filesystem (chapter 7) -------------------------------------------------
+
+
+def commit_flags(p):
+    p.add_argument("-m", "--message", default="")
+    p.add_argument("-c", "--change", action="append", default=[],
+                   help="a Dockerfile instruction: CMD, ENTRYPOINT, ENV, WORKDIR, USER, EXPOSE, LABEL, VOLUME")
+    p.add_argument("container")
+    p.add_argument("repository", nargs="?")
+
+
+def commit_command(args, store):
+    from minidocker import api
+
+    print(api.commit(args.container, args.repository, args.message, args.change, store=store))
+    _explain_now(args, store)
+
+
+def diff_flags(p):
+    p.add_argument("container")
+
+
+def diff_command(args, store):
+    from minidocker import api
+
+    for kind, path in api.diff(args.container, store=store):
+        print(f"{kind} {path}")
+
+
+def history_flags(p):
+    p.add_argument("--no-trunc", action="store_true")
+    p.add_argument("image")
+
+
+def history_command(args, store):
+    from minidocker import api
+
+    print(f"{'IMAGE':<14} {'CREATED':<24} {'CREATED BY':<46} {'SIZE':<9} COMMENT")
+    for row in api.history(args.image, store=store):
+        created_by = row["created_by"]
+        if not args.no_trunc and len(created_by) > 45:
+            created_by = created_by[:44] + "…"
+        image_id = row.get("id", "<missing>")
+        print(f"{image_id if args.no_trunc else image_id.removeprefix('sha256:')[:12]:<14} "
+              f"{_ago(row['created']) + ' ago' if row['created'] else '':<24} {created_by:<46} "
+              f"{_human_size(row['size']):<9} {row['comment']}")
+
+
+def images_flags(p):
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("--no-trunc", action="store_true")
+
+
+def images_command(args, store):
+    from minidocker import api
+
+    _print_images(api.image_list(store=store), store, args.quiet, args.no_trunc)
+
+
+def tag_flags(p):
+    p.add_argument("source")
+    p.add_argument("target")
+
+
+def tag_command(args, store):
+    from minidocker import api
+
+    api.tag(args.source, args.target, store=store)
+
+
+def rmi_flags(p):
+    p.add_argument("-f", "--force", action="store_true")
+    p.add_argument("images", nargs="+")
+
+
+def rmi_command(args, store):
+    from minidocker import api
+
+    failed = False
+    for ref in args.images:
+        try:
+            print("\n".join(api.rmi(ref, force=args.force, store=store)))
+        except MinidockerError as e:  # like Docker: report each failure, go on with the rest
+            print(f"minidocker: {e}", file=sys.stderr)
+            failed = True
+    return 1 if failed else None
+
+
+def image_flags(p):
+    p.add_argument("action", choices=["prune", "ls"])
+    p.add_argument("-a", "--all", action="store_true", help="prune: every unused image, not only untagged ones")
+    p.add_argument("-f", "--force", action="store_true")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("--no-trunc", action="store_true")
+
+
+def image_command(args, store):
+    from minidocker import api
+
+    if args.action == "ls":
+        return images_command(args, store)
+    report = api.image_prune(all=args.all, store=store)
+    print("Deleted Images:\n" + "\n".join(report) if report else "Total reclaimed space: 0B")
+
+
+def export_flags(p):
+    p.add_argument("-o", "--output", help="write to this file instead of stdout")
+    p.add_argument("container")
+
+
+def export_command(args, store):
+    from minidocker import api
+
+    if args.output:
+        with open(args.output, "wb") as out:
+            api.export(args.container, out, store=store)
+    else:
+        if sys.stdout.isatty():
+            raise MinidockerError("cowardly refusing to write a tar to a terminal: use -o FILE or a pipe")
+        api.export(args.container, sys.stdout.buffer, store=store)
+        sys.stdout.buffer.flush()
+    _explain_now(args, store)
+
+
+def import_flags(p):
+    p.add_argument("-m", "--message", default="")
+    p.add_argument("-c", "--change", action="append", default=[])
+    p.add_argument("file", help="a tar file, or - for stdin")
+    p.add_argument("repository", nargs="?")
+
+
+def import_command(args, store):
+    from minidocker import api
+
+    source = sys.stdin.buffer if args.file == "-" else args.file
+    print(api.import_image(source, args.repository, args.message, args.change, store=store))
+    _explain_now(args, store)
+
+
+def _explain_now(args, store) -> None:
+    explain = _explainer(args, store)
+    if explain:
+        explain()
+
+
+def _human_size(size: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if size >= scale:
+            return f"{size / scale:.3g}{unit}"
+    return f"{size}B"
+
+
+def _print_images(image_list, store, quiet: bool, no_trunc: bool) -> None:
+    from minidocker import images
+
+    if quiet:
+        for image in image_list:
+            print(image.id if no_trunc else image.id[7:19])
+        return
+    print(f"{'REPOSITORY':<24} {'TAG':<12} {'IMAGE ID':<14} {'CREATED':<24} SIZE")
+    for image in sorted(image_list, key=lambda i: i.config.get("created", ""), reverse=True):
+        size = sum(images.layer_size(store, d) for d in image.config["rootfs"]["diff_ids"])
+        created = _ago(image.config["created"]) + " ago" if image.config.get("created") else ""
+        for tag in image.tags or ["<none>:<none>"]:
+            repo, _, version = tag.rpartition(":")
+            print(f"{repo:<24} {version:<12} {image.id if no_trunc else image.id[7:19]:<14} {created:<24} "
+                  f"{_human_size(size)}")
+
+
+def no_flags(p):
+    pass
+
+
+# The command table: name -> (one line of help, declare its flags, run it).  A new command is one
+# more row here and its two functions above; `run it` returns the exit code (None means 0).
+COMMANDS = {
+    "run": ("create and start a container", run_flags, run_command),
+    "create": ("create a container, start nothing", container_flags, create_command),
+    "start": ("start created or stopped containers", start_flags, start_command),
+    "stop": ("SIGTERM, then SIGKILL after -t seconds", stop_flags, stop_command),
+    "kill": ("send a signal to a container's PID 1", kill_flags, kill_command),
+    "rm": ("remove containers", rm_flags, rm_command),
+    "ps": ("list containers", ps_flags, ps_command),
+    "logs": ("print a container's output", logs_flags, logs_command),
+    "inspect": ("print a container's record as JSON", inspect_flags, inspect_command),
+    "wait": ("wait for containers to stop; print their exit codes", wait_flags, wait_command),
+    "exec": ("run a command inside a running container", exec_flags, exec_command),
+    "rename": ("rename a container", rename_flags, rename_command),
+    "images": ("list images", images_flags, images_command),
+    "commit": ("make an image from a container's changes", commit_flags, commit_command),
+    "diff": ("files a container added (A), changed (C) or deleted (D)", diff_flags, diff_command),
+    "history": ("the steps (and layers) an image was made of", history_flags, history_command),
+    "tag": ("give an image another name", tag_flags, tag_command),
+    "rmi": ("untag and remove images", rmi_flags, rmi_command),
+    "image": ("image prune: remove unused images; image ls", image_flags, image_command),
+    "export": ("a container's files, flattened, as a tar", export_flags, export_command),
+    "import": ("make a one-layer image from a tar (- for stdin)", import_flags, import_command),
+    "system": ("system prune: remove stopped containers and leftovers", system_flags, system_command),
+}
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser for `argv`: every command is listed, but only the one in argv gets its flags declared."""
+    parser = _Parser(prog="minidocker", description="Docker, rebuilt from the Linux kernel up, to learn from.")
+    parser.add_argument("--explain", action="store_true",
+                        help="print every kernel step as a shell command you could run yourself")
+    commands = parser.add_subparsers(dest="subcommand", required=True, parser_class=_Parser, metavar="COMMAND")
+    wanted = next((word for word in (sys.argv[1:] if argv is None else argv) if not word.startswith("-")), None)
+    for name, (summary, declare_flags, _run) in COMMANDS.items():
+        p = commands.add_parser(name, help=summary, add_help=name not in _OWN_HELP)
+        if name == wanted:
+            declare_flags(p)
     return parser
+
+
+_OWN_HELP = {"run", "create", "exec"}  # only --help, as in Docker: their -h is --hostname, or nothing
 
 
 def _explainer(args, store):
@@ -143,8 +519,11 @@ def _explainer(args, store):
 def main(argv: list[str] | None = None) -> int:
     args = None
     try:
-        args = build_parser().parse_args(argv)
-        return _dispatch(args) or 0
+        args = build_parser(argv).parse_args(argv)
+        from minidocker.store import Store
+
+        _summary, _declare_flags, run_it = COMMANDS[args.subcommand]
+        return run_it(args, Store()) or 0
     except MinidockerError as e:
         if args is not None and args.explain:  # the steps that ran before it failed: where to look
             from minidocker import trace
@@ -156,200 +535,6 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
-
-
-def _dispatch(args) -> int | None:
-    from minidocker import api
-    from minidocker.store import Store
-
-    store = Store()
-    explain = _explainer(args, store)
-    if args.subcommand in ("run", "create"):
-        options = _options(args)
-        if args.subcommand == "create":
-            print(api.create(args.image, args.command, options, store=store))
-            return None
-        detach = args.detach
-        cid, code = api.run(args.image, args.command, options, detach=detach, on_ready=explain, store=store)
-        if detach:
-            if explain:
-                explain()
-            print(cid)
-        return code
-    if args.subcommand == "start":
-        code = None
-        for ref in args.containers:
-            code = api.start(ref, attach=args.attach, on_ready=explain, store=store)
-            if not args.attach:
-                if explain:
-                    explain()
-                print(ref)
-        return code
-    if args.subcommand == "exec":
-        from minidocker import enter, spec
-
-        return enter.exec_in(store, args.container, args.exec_command, tty=args.tty, interactive=args.interactive,
-                             env=spec.parse_env(args.env), workdir=args.workdir, user=args.user, on_ready=explain)
-    if args.subcommand in ("stop", "kill", "rm", "wait"):
-        failed = False
-        for ref in args.containers:
-            try:
-                if args.subcommand == "stop":
-                    api.stop(ref, timeout=args.time, store=store)
-                elif args.subcommand == "kill":
-                    api.kill(ref, args.signal, store=store)
-                elif args.subcommand == "rm":
-                    api.remove(ref, force=args.force, store=store)
-                else:
-                    print(api.wait(ref, store=store))
-                    continue
-                print(ref)
-            except MinidockerError as e:  # like Docker: report each failure, go on with the rest
-                print(f"minidocker: {e}", file=sys.stderr)
-                failed = True
-        if explain:
-            explain()
-        return 1 if failed else None
-    if args.subcommand == "ps":
-        _print_ps(api.containers(all=args.all, store=store), args.quiet, args.no_trunc)
-    elif args.subcommand == "logs":
-        for stream, data in api.follow_logs(args.container, follow=args.follow, store=store):
-            out = sys.stdout.buffer if stream == "stdout" else sys.stderr.buffer
-            out.write(data)
-            out.flush()
-    elif args.subcommand == "inspect":
-        records = [api.inspect(ref, store=store) for ref in args.containers]
-        if args.format:
-            for record in records:
-                print(render_format(args.format, record))
-        else:
-            print(json.dumps(records, indent=4))
-    elif args.subcommand == "rename":
-        api.rename(args.container, args.new_name, store=store)
-    elif args.subcommand in IMAGE_COMMANDS:
-        return _image_command(args, store, explain)
-    elif args.subcommand == "system":
-        removed = api.prune(store=store)
-        print("Deleted Containers:\n" + "".join(f"{cid}\n" for cid in removed) if removed else "Nothing to prune")
-    return None
-
-
-# -- images and the union filesystem (chapter 7) ------------------------------------------------------
-
-IMAGE_COMMANDS = ("commit", "diff", "history", "images", "tag", "rmi", "image", "export", "import")
-
-
-def _add_image_commands(commands) -> None:
-    p = commands.add_parser("commit", help="make an image from a container's changes")
-    p.add_argument("-m", "--message", default="")
-    p.add_argument("-c", "--change", action="append", default=[],
-                   help="a Dockerfile instruction: CMD, ENTRYPOINT, ENV, WORKDIR, USER, EXPOSE, LABEL, VOLUME")
-    p.add_argument("container")
-    p.add_argument("repository", nargs="?")
-    p = commands.add_parser("diff", help="files a container added (A), changed (C) or deleted (D)")
-    p.add_argument("container")
-    p = commands.add_parser("history", help="the steps (and layers) an image was made of")
-    p.add_argument("--no-trunc", action="store_true")
-    p.add_argument("image")
-    p = commands.add_parser("images", help="list images")
-    p.add_argument("-q", "--quiet", action="store_true")
-    p.add_argument("--no-trunc", action="store_true")
-    p = commands.add_parser("tag", help="give an image another name")
-    p.add_argument("source")
-    p.add_argument("target")
-    p = commands.add_parser("rmi", help="untag and remove images")
-    p.add_argument("-f", "--force", action="store_true")
-    p.add_argument("images", nargs="+")
-    p = commands.add_parser("image", help="image prune: remove unused images")
-    p.add_argument("action", choices=["prune", "ls"])
-    p.add_argument("-a", "--all", action="store_true", help="prune: every unused image, not only untagged ones")
-    p.add_argument("-f", "--force", action="store_true")
-    p.add_argument("-q", "--quiet", action="store_true")
-    p.add_argument("--no-trunc", action="store_true")
-    p = commands.add_parser("export", help="a container's files, flattened, as a tar")
-    p.add_argument("-o", "--output", help="write to this file instead of stdout")
-    p.add_argument("container")
-    p = commands.add_parser("import", help="make a one-layer image from a tar (- for stdin)")
-    p.add_argument("-m", "--message", default="")
-    p.add_argument("-c", "--change", action="append", default=[])
-    p.add_argument("file")
-    p.add_argument("repository", nargs="?")
-
-
-def _human_size(size: int) -> str:
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if size >= scale:
-            return f"{size / scale:.3g}{unit}"
-    return f"{size}B"
-
-
-def _image_command(args, store, explain) -> int | None:
-    from minidocker import api, images
-
-    command = args.subcommand
-    if command == "commit":
-        print(api.commit(args.container, args.repository, args.message, args.change, store=store))
-    elif command == "diff":
-        for kind, path in api.diff(args.container, store=store):
-            print(f"{kind} {path}")
-    elif command == "history":
-        print(f"{'IMAGE':<14} {'CREATED':<22} {'CREATED BY':<46} {'SIZE':<9} COMMENT")
-        for row in api.history(args.image, store=store):
-            created_by = row["created_by"]
-            if not args.no_trunc and len(created_by) > 45:
-                created_by = created_by[:44] + "…"
-            image_id = row.get("id", "<missing>")
-            print(f"{image_id if args.no_trunc else image_id.removeprefix('sha256:')[:12]:<14} "
-                  f"{_ago(row['created']) + ' ago' if row['created'] else '':<22} {created_by:<46} "
-                  f"{_human_size(row['size']):<9} {row['comment']}")
-    elif command in ("images", "image") and getattr(args, "action", "ls") == "ls":
-        _print_images(api.image_list(store=store), store, args.quiet, args.no_trunc)
-    elif command == "tag":
-        api.tag(args.source, args.target, store=store)
-    elif command == "rmi":
-        failed = None
-        for ref in args.images:
-            try:
-                print("\n".join(api.rmi(ref, force=args.force, store=store)))
-            except MinidockerError as e:
-                failed = e  # like Docker: go on with the rest, fail at the end
-                print(f"minidocker: {e}", file=sys.stderr)
-        if failed:
-            return 1
-    elif command == "image":
-        report = api.image_prune(all=args.all, store=store)
-        print("Deleted Images:\n" + "\n".join(report) if report else "Total reclaimed space: 0B")
-    elif command == "export":
-        if args.output:
-            with open(args.output, "wb") as out:
-                api.export(args.container, out, store=store)
-        else:
-            if sys.stdout.isatty():
-                raise MinidockerError("cowardly refusing to write a tar to a terminal: use -o FILE or a pipe")
-            api.export(args.container, sys.stdout.buffer, store=store)
-            sys.stdout.buffer.flush()
-    elif command == "import":
-        source = sys.stdin.buffer if args.file == "-" else args.file
-        print(api.import_image(source, args.repository, args.message, args.change, store=store))
-    if explain:
-        explain()
-
-
-def _print_images(image_list, store, quiet: bool, no_trunc: bool) -> None:
-    from minidocker import images
-
-    if quiet:
-        for image in image_list:
-            print(image.id if no_trunc else image.id[7:19])
-        return
-    print(f"{'REPOSITORY':<24} {'TAG':<12} {'IMAGE ID':<14} {'CREATED':<24} SIZE")
-    for image in sorted(image_list, key=lambda i: i.config.get("created", ""), reverse=True):
-        size = sum(images.layer_size(store, d) for d in image.config["rootfs"]["diff_ids"])
-        created = _ago(image.config["created"]) + " ago" if image.config.get("created") else ""
-        for tag in image.tags or ["<none>:<none>"]:
-            repo, _, version = tag.rpartition(":")
-            print(f"{repo:<24} {version:<12} {image.id if no_trunc else image.id[7:19]:<14} {created:<24} "
-                  f"{_human_size(size)}")
 
 
 def render_format(template: str, record: dict) -> str:
