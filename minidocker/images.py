@@ -208,6 +208,8 @@ def shifted_layers(image: Image, uid: int) -> list[str]:
     import shutil
     import subprocess
 
+    from minidocker import kernel, layers
+
     dirs = []
     for src in image.layer_dirs:
         dst = f"{src}-uid{uid}"
@@ -219,6 +221,9 @@ def shifted_layers(image: Image, uid: int) -> list[str]:
             for path in paths:  # each exactly once: uid -> uid + shift
                 st = os.lstat(path)
                 os.lchown(path, uid + st.st_uid, uid + st.st_gid)
+                if os.path.isdir(path) and not os.path.islink(path) and layers.is_opaque(path):
+                    # in a user namespace overlayfs reads its marks from user.* xattrs ("userxattr")
+                    kernel.setxattr(path, "user.overlay.opaque", b"y")
             os.rename(work, dst)
         dirs.append(dst)
     return dirs

@@ -238,3 +238,16 @@ def test_an_image_with_a_missing_layer_is_reported(md):
         assert result.stderr.count("\n") == 1
     finally:
         os.rename(layer + ".away", layer)
+
+
+def test_whiteouts_and_opaque_dirs_hold_in_a_user_namespace_and_commit_maps_owners_back(md):
+    md.out("run", "--name", "o", "busybox", "sh", "-c", "rm -rf /usr/sbin; mkdir /usr/sbin; touch /usr/sbin/mine; rm /etc/group")
+    md.out("commit", "o", "op:1")
+    seen = md("run", "--rm", "--userns", "remap", "op:1", "sh", "-c", "ls /usr/sbin; test -e /etc/group")
+    assert seen.returncode == 1 and seen.stdout == "mine\n"  # user.overlay.opaque in the shifted copy
+    md.out("run", "--name", "r", "--userns", "remap", "op:1", "sh", "-c", "rm -rf /var; mkdir /var; echo x > /var/x")
+    upper = upper_of(md, "r")
+    assert os.stat(f"{upper}/var/x").st_uid == 100000 and os.getxattr(f"{upper}/var", "user.overlay.opaque") == b"y"
+    md.out("commit", "r", "op:2")
+    assert md.out("run", "--rm", "op:2", "stat", "-c", "%u %g", "/var/x") == "0 0"
+    assert md.out("run", "--rm", "op:2", "ls", "/var") == "x"
