@@ -10,6 +10,7 @@ what.
 """
 
 import glob
+import importlib
 import os
 import shutil
 import subprocess
@@ -29,9 +30,8 @@ CELL_TIMEOUT = 180  # seconds; the slowest cell (the OOM watch) takes a few
 def _needed():
     """The notebook tools come with `pip install -e '.[test]'` (scripts/setup): say so if one is missing."""
     try:
-        import ipykernel  # noqa: F401
-        import ipywidgets  # noqa: F401
-        import matplotlib  # noqa: F401
+        for module in ("ipykernel", "ipywidgets", "matplotlib"):  # what the notebooks' kernel imports
+            importlib.import_module(module)
         import nbclient
         import nbformat
     except ImportError as e:
