@@ -20,6 +20,7 @@ container's supervisor, a child subreaper that reaps -- and waits on -- the
 kernel's own children.
 """
 
+import atexit
 import html
 import os
 import re
@@ -31,6 +32,9 @@ from minidocker import api, cgroups, images, kernel, trace
 from minidocker.store import Store
 
 NAMESPACES = ("pid", "uts", "mnt", "ipc", "net", "user", "cgroup")
+
+# Host programs a notebook may use, and the Debian package that has each (scripts/setup installs them).
+PACKAGES = {"ip": "iproute2", "ipcmk": "util-linux", "ipcrm": "util-linux", "gcc": "gcc", "busybox": "busybox-static"}
 
 
 class NotRoot(RuntimeError):
@@ -103,6 +107,16 @@ class Lab:
         images.get(self.store, image)  # busybox is made from the host's busybox-static on first use
         self.last_steps: list = []
         self.last_id = ""
+        self._cleaned = False
+        atexit.register(self._cleanup_at_exit)  # a kernel restarted mid-notebook leaves nothing either
+
+    def require(self, *programs: str) -> None:
+        """Fail now, in one clear sentence, if a host program this notebook uses is missing."""
+        missing = [p for p in programs if shutil.which(p) is None]
+        if missing:
+            packages = sorted({PACKAGES.get(p, p) for p in missing})
+            raise RuntimeError(f"this notebook needs {', '.join(missing)}, which this machine lacks: "
+                               f"run scripts/setup, or apt-get install {' '.join(packages)}")
 
     # -- containers ---------------------------------------------------------------------
 
@@ -197,6 +211,7 @@ class Lab:
 
     def cleanup(self) -> str:
         """Remove every container of the lab, then the lab's state root: the notebook's last cell."""
+        self._cleaned = True
         removed = api.prune(store=self.store)
         for record in api.containers(all=True, store=self.store):
             api.remove(record["Id"], force=True, store=self.store)
@@ -209,3 +224,10 @@ class Lab:
             else:
                 os.environ[key] = value
         return f"removed {len(removed)} container(s) and the lab's state in {self.store.root}"
+
+    def _cleanup_at_exit(self) -> None:
+        if not self._cleaned and os.path.isdir(self.store.root):
+            try:
+                self.cleanup()
+            except Exception:  # noqa: BLE001 - exiting anyway; nothing better to do
+                pass

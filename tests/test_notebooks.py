@@ -10,6 +10,7 @@ what.
 """
 
 import glob
+import importlib
 import os
 import shutil
 import subprocess
@@ -29,9 +30,8 @@ CELL_TIMEOUT = 180  # seconds; the slowest cell (the OOM watch) takes a few
 def _needed():
     """The notebook tools come with `pip install -e '.[test]'` (scripts/setup): say so if one is missing."""
     try:
-        import ipykernel  # noqa: F401
-        import ipywidgets  # noqa: F401
-        import matplotlib  # noqa: F401
+        for module in ("ipykernel", "ipywidgets", "matplotlib"):  # what the notebooks' kernel imports
+            importlib.import_module(module)
         import nbclient
         import nbformat
     except ImportError as e:
@@ -43,7 +43,7 @@ def execute(path_or_notebook, timeout: float = CELL_TIMEOUT):
     nbclient, nbformat = _needed()
     notebook = (nbformat.read(path_or_notebook, as_version=4) if isinstance(path_or_notebook, str)
                 else path_or_notebook)
-    client = nbclient.NotebookClient(notebook, timeout=timeout, kernel_name="python3",
+    client = nbclient.NotebookClient(notebook, timeout=timeout, startup_timeout=CELL_TIMEOUT, kernel_name="python3",
                                      resources={"metadata": {"path": NOTEBOOKS}})
     client.execute()  # raises CellExecutionError (a cell raised) or CellTimeoutError (a cell hung)
     return notebook
@@ -105,6 +105,19 @@ def test_a_raising_cell_fails_the_notebook():
     broken = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("raise ValueError('boom')")])
     with pytest.raises(nbclient.exceptions.CellExecutionError, match="boom"):
         execute(broken)
+
+
+def test_a_notebook_needing_something_absent_fails_saying_what(tmp_path, monkeypatch):
+    _, nbformat = _needed()
+    import nbclient.exceptions
+
+    monkeypatch.setenv("MINIDOCKER_LAB_ROOT", str(tmp_path / "root"))
+    (tmp_path / "root").mkdir()
+    needy = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "from minidocker.notebook import Lab\nlab = Lab()\nlab.require('ip', 'no-such-tool-here')")])
+    with pytest.raises(nbclient.exceptions.CellExecutionError,
+                       match="this notebook needs no-such-tool-here, which this machine lacks: run scripts/setup"):
+        execute(needy)
 
 
 def test_as_non_root_the_first_cells_say_to_use_sudo():

@@ -27,6 +27,7 @@
 import os
 import subprocess
 import tempfile
+import threading
 import time
 
 import ipywidgets as widgets
@@ -37,11 +38,12 @@ from minidocker import api, capabilities
 from minidocker.notebook import Lab
 
 lab = Lab()
+lab.require("ipcmk", "ipcrm", "ip", "gcc")  # host tools used below: a clear message now if one is missing
 
 # %% [markdown]
 # ## Namespaces on and off
 #
-# One container, six questions: which namespace is it in (compared with this Jupyter kernel, a host
+# One container, six questions: which namespaces is it in (compared with this Jupyter kernel, a host
 # process), and what does it see? Flip the toggles; every flip runs a real container.
 
 # %%
@@ -49,22 +51,22 @@ LOOK = ("for n in pid uts mnt ipc net user; do readlink /proc/self/ns/$n; done; 
         "hostname; ps -o pid | tail -n +2 | wc -l; ip -o link | wc -l; id -u")
 
 
-def isolation(pid="private", uts="private", ipc="private", network="none"):
+def isolation(pid="private", uts="private", ipc="private", network="none", userns="host"):
     """Run one container with these modes; compare its namespaces and its view with the host's."""
-    result = lab.run("sh", "-c", LOOK, pid=pid, uts=uts, ipc=ipc, network=network)
-    lines = result.lines()
-    links, (hostname, processes, interfaces, uid) = lines[:6], lines[6:10]
-    host = lab.namespaces("self")
+    lines = lab.run("sh", "-c", LOOK, pid=pid, uts=uts, ipc=ipc, network=network, userns=userns).lines()
+    theirs = dict(zip(["pid", "uts", "mnt", "ipc", "net", "user"], lines[:6]))
+    hostname, processes, interfaces, uid = lines[6:10]
+    ours = lab.namespaces("self")
     with open("/proc/net/dev") as f:
-        host_interfaces = len(f.readlines()) - 2
+        host_interfaces = len(f.readlines()) - 2  # two header lines
     host_processes = len([p for p in os.listdir("/proc") if p.isdigit()])
     seen = {"pid": f"{processes} processes (host: {host_processes})",
             "uts": f"hostname {hostname} (host: {os.uname().nodename})",
-            "mnt": "its own mount table (always)", "ipc": "see the IPC section",
-            "net": f"{interfaces} interfaces (host: {host_interfaces})", "user": f"uid {uid}"}
-    return lab.table([{"namespace": link.split(":")[0], "host": host[link.split(":")[0]], "container": link,
-                       "": "shared" if host[link.split(":")[0]] == link else "OWN",
-                       "the container sees": seen[link.split(":")[0]]} for link in links])
+            "mnt": "its own mount table (always)", "ipc": "see section 4",
+            "net": f"{interfaces} interfaces (host: {host_interfaces})", "user": f"uid {uid} (see section 6)"}
+    return lab.table([{"namespace": ns, "host": ours[ns], "container": link,
+                       "shared?": "shared" if ours[ns] == link else "OWN", "the container sees": seen[ns]}
+                      for ns, link in theirs.items()])
 
 
 isolation()  # Docker's defaults: everything private
@@ -81,7 +83,7 @@ isolation(pid="host", uts="host", ipc="host", network="host")
 
 # %%
 modes = {"pid": ["private", "host"], "uts": ["private", "host"], "ipc": ["private", "host"],
-         "network": ["none", "host"]}
+         "network": ["none", "host"], "userns": ["host", "remap"]}
 widgets.interact(isolation, **{name: widgets.ToggleButtons(options=choices, description=name)
                                for name, choices in modes.items()});
 
@@ -221,30 +223,40 @@ display(escapes[True], escapes[False])
 GROW = 'BEGIN { while (1) { heap[n++] = sprintf("%1048576s", "x"); system("sleep 0.2") } }'
 
 
+def draw(ax, samples, limit_mib, title):
+    ax.clear()
+    ax.axhline(limit_mib, color="red", linestyle="--", label=f"--memory {limit_mib}m")
+    ax.plot([t for t, _ in samples], [mib for _, mib in samples], marker=".", label="memory charged to the cgroup")
+    ax.set(xlabel="seconds", ylabel="MiB", ylim=(0, limit_mib * 1.15), title=title)
+    ax.legend(loc="upper left")
+
+
 def watch_until_oom(limit_mib=32, period=0.1):
     """Start the growing container with a memory limit; plot its cgroup's usage live until it dies."""
     cid = lab.start("awk", GROW, memory=f"{limit_mib}m")
     steps = lab.trace("memory")
     cgroup, started = lab.cgroup(cid), time.monotonic()
-    times, usage = [], []
+    samples = []  # (seconds, MiB)
+
+    def sample():  # in a thread of its own, so a slow redraw never delays a reading
+        while api.inspect(cid, store=lab.store)["State"]["Running"] and time.monotonic() - started < 120:
+            used = cgroup.memory_usage()
+            if used is not None:
+                samples.append((time.monotonic() - started, used / 2**20))
+            time.sleep(period)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
     fig, ax = plt.subplots(figsize=(7, 3.2))
     handle = display(fig, display_id=True)
-    while api.inspect(cid, store=lab.store)["State"]["Running"] and time.monotonic() - started < 120:
-        used = cgroup.memory_usage()
-        if used is not None:
-            times.append(time.monotonic() - started)
-            usage.append(used / 2**20)
-        ax.clear()
-        ax.axhline(limit_mib, color="red", linestyle="--", label=f"--memory {limit_mib}m")
-        ax.plot(times, usage, marker=".", label="memory charged to the cgroup")
-        ax.set(xlabel="seconds", ylabel="MiB", ylim=(0, limit_mib * 1.15), title="growing until the limit")
-        ax.legend(loc="upper left")
+    while sampler.is_alive():
+        draw(ax, samples, limit_mib, "growing until the limit")
         handle.update(fig)
-        time.sleep(period)
+        time.sleep(0.3)
     result = lab.finish(cid)
     state = result.record["State"]
-    ax.set_title(f"OOM-killed after {times[-1] if times else 0:.1f} s: exit code {result.exit_code}, "
-                 f"OOMKilled={state['OOMKilled']}")
+    draw(ax, samples, limit_mib, f"OOM-killed after {samples[-1][0] if samples else 0:.1f} s: "
+                                 f"exit code {result.exit_code}, OOMKilled={state['OOMKilled']}")
     handle.update(fig)
     plt.close(fig)
     return state["OOMKilled"], result.exit_code, steps
