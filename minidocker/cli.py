@@ -13,6 +13,7 @@ parser with every command's flags would cost more than starting a container.
 
 import argparse
 import json
+import os
 import sys
 
 from minidocker.errors import MinidockerError
@@ -21,6 +22,13 @@ from minidocker.errors import MinidockerError
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # argparse would exit 2 with a usage dump; Docker exits 125 with one line
         raise MinidockerError(f"{message} (see '{self.prog} --help')")
+
+    def _get_formatter(self):  # argparse would import shutil (slow) just to learn the terminal's width
+        try:
+            width = int(os.environ.get("COLUMNS") or os.get_terminal_size().columns)
+        except (ValueError, OSError):
+            width = 80
+        return self.formatter_class(prog=self.prog, width=width - 2)
 
 
 # -- run, create, start ------------------------------------------------------------------
@@ -314,13 +322,16 @@ COMMANDS = {
 
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
-    """The parser for `argv`: every command is listed, but only the one in argv gets its flags declared."""
+    """The parser for `argv`: only the command in argv is declared, with its flags; without a (known)
+    command, for `minidocker --help` and for errors, every command is listed, flags left out."""
     parser = _Parser(prog="minidocker", description="Docker, rebuilt from the Linux kernel up, to learn from.")
     parser.add_argument("--explain", action="store_true",
                         help="print every kernel step as a shell command you could run yourself")
     commands = parser.add_subparsers(dest="subcommand", required=True, parser_class=_Parser, metavar="COMMAND")
     wanted = next((word for word in (sys.argv[1:] if argv is None else argv) if not word.startswith("-")), None)
     for name, (summary, declare_flags, _run) in COMMANDS.items():
+        if wanted in COMMANDS and name != wanted:
+            continue
         p = commands.add_parser(name, help=summary, add_help=name not in _OWN_HELP)
         if name == wanted:
             declare_flags(p)

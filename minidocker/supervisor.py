@@ -90,9 +90,10 @@ def supervise(store: Store, cid: str, attach: bool, on_started=None, on_ready=No
         r["State"].update(Status="exited", Running=False, Pid=0, ExitCode=code, OOMKilled=oom_killed,
                           FinishedAt=now())
 
-    store.update(cid, exited)
     if host_config.get("AutoRemove"):
-        store.delete(cid)
+        store.delete(cid)  # --rm: straight away, without first writing a record nobody will read
+    else:
+        store.update(cid, exited)
     return code
 
 
