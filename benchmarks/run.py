@@ -140,7 +140,7 @@ class Bench:
 
     def __init__(self, args):
         self.args, self.notes = args, []
-        self.base = tempfile.mkdtemp(prefix="mdbench-")
+        self.base = tempfile.mkdtemp(prefix="mdbench-", dir=args.tmp)
         os.chmod(self.base, 0o711)  # minidocker's --userns remap and podman need to traverse it
         self.md_env = {**os.environ, "MINIDOCKER_ROOT": f"{self.base}/minidocker",
                        "MINIDOCKER_CGROUP_PARENT": f"{PREFIX}-minidocker"}
@@ -484,6 +484,7 @@ def main(argv=None) -> int:
     parser.add_argument("--no-docker", action="store_true")
     parser.add_argument("--no-podman", action="store_true")
     parser.add_argument("--floor-only", action="store_true", help="P1 against the floor only (a quick self-test)")
+    parser.add_argument("--tmp", help="where to make the temporary directory (default: $TMPDIR or /tmp)")
     parser.add_argument("--results", default=os.path.join(HERE, "RESULTS.md"),
                         help="where to write the report ('-': do not write)")
     args = parser.parse_args(argv)

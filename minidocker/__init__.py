@@ -11,7 +11,7 @@ Read the modules in chapter order:
     init.py        --init: a PID 1 that reaps and forwards signals    (chapter 2)
     spec.py        flag values and Docker's ENTRYPOINT + CMD rule
     store.py       containers on disk; images.py: the base image
-    supervisor.py  the shim beside each container; enter.py: exec
+    supervisor.py  the shim beside each container; shim.py: its lean waiting half; enter.py: exec
     api.py         the Python API; cli.py: the command line over it
 """
 
