@@ -201,18 +201,35 @@ def rm_command(args, store):
 def wait_command(args, store):
     from minidocker import api
 
-    return _each_container(args, store, lambda ref: api.wait(ref, store=store))
+    return _each_container(args, store, lambda ref: api.wait(ref, store=store), at_once=False)
 
 
-def _each_container(args, store, action) -> int | None:
-    """Print action(ref) for each container; like Docker, report each failure and go on with the rest."""
-    failed = False
-    for ref in args.containers:
+def _each_container(args, store, action, at_once: bool = True) -> int | None:
+    """Print action(ref) for each container; like Docker, report each failure and go on with the rest.
+
+    Like Docker's CLI, stop/kill/rm act on all the containers at once (threads that mostly wait for
+    supervisors), so `rm -f` of a hundred does not wait for each exit in turn; output stays in order.
+    """
+    def outcome(ref):
         try:
-            print(action(ref))
+            return action(ref), None
         except MinidockerError as e:
-            print(f"minidocker: {e}", file=sys.stderr)
+            return None, e
+
+    if at_once and len(args.containers) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(len(args.containers), 16)) as pool:
+            outcomes = list(pool.map(outcome, args.containers))
+    else:
+        outcomes = map(outcome, args.containers)
+    failed = False
+    for result, error in outcomes:
+        if error:
+            print(f"minidocker: {error}", file=sys.stderr)
             failed = True
+        else:
+            print(result)
     explain = _explainer(args, store)
     if explain:
         explain()
