@@ -12,6 +12,7 @@ parser with every command's flags would cost more than starting a container.
 """
 
 import argparse
+import functools  # (already imported by argparse's re)
 import json
 import os
 import sys
@@ -23,12 +24,16 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message):  # argparse would exit 2 with a usage dump; Docker exits 125 with one line
         raise MinidockerError(f"{message} (see '{self.prog} --help')")
 
-    def _get_formatter(self):  # argparse would import shutil (slow) just to learn the terminal's width
-        try:
-            width = int(os.environ.get("COLUMNS") or os.get_terminal_size().columns)
-        except (ValueError, OSError):
-            width = 80
-        return self.formatter_class(prog=self.prog, width=width - 2)
+    def _get_formatter(self):  # argparse imports shutil (slow) to learn the width, once per add_argument
+        return self.formatter_class(prog=self.prog, width=_terminal_width() - 2)
+
+
+@functools.cache
+def _terminal_width() -> int:
+    try:
+        return int(os.environ.get("COLUMNS") or os.get_terminal_size().columns)
+    except (ValueError, OSError):
+        return 80
 
 
 # -- run, create, start ------------------------------------------------------------------
