@@ -111,7 +111,7 @@ def _exec_shim(store: Store, record: dict, pid: int, outputs: dict) -> None:
     """Become the shim (same PID: the container stays our child); it execs `finish` when the container exits."""
     for fd in outputs:
         os.set_inheritable(fd, True)
-    os.environ["PYTHONPATH"] = os.pathsep.join(sys.path)  # so that the finishing interpreter finds minidocker
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)  # where the finishing python finds us
     shim = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shim.py")
     streams = ",".join(f"{fd}:{stream}" for fd, (stream, _echo) in outputs.items())
     finish_command = [sys.executable, "-S", "-m", "minidocker.supervisor", store.root, record["Id"]]
