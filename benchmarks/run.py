@@ -140,7 +140,7 @@ class Bench:
 
     def __init__(self, args):
         self.args, self.notes = args, []
-        self.base = tempfile.mkdtemp(prefix="mdbench-")
+        self.base = tempfile.mkdtemp(prefix="mdbench-", dir=args.tmp)
         os.chmod(self.base, 0o711)  # minidocker's --userns remap and podman need to traverse it
         self.md_env = {**os.environ, "MINIDOCKER_ROOT": f"{self.base}/minidocker",
                        "MINIDOCKER_CGROUP_PARENT": f"{PREFIX}-minidocker"}
@@ -344,6 +344,11 @@ def p1_start_to_exit(bench: Bench) -> str:
         engines["podman"] = lambda i: time_command(bench.podman_run("--rm", IMAGE, "/bin/true"), env=bench.podman_env)
     if bench.args.floor_only:
         engines = {name: engines[name] for name in ("floor", "minidocker")}
+    for also in bench.args.also:  # another build of minidocker, e.g. before a change, in the same rounds
+        name, launcher = also.split("=", 1)
+        env = {**bench.md_env, "MINIDOCKER_ROOT": f"{bench.base}/minidocker-{name}"}
+        engines[f"minidocker ({name})"] = lambda i, launcher=launcher, env=env: time_command(
+            [launcher, "run", "--rm", "busybox", "true"], env=env)
     engines["interpreter (python -c pass)"] = lambda i: time_command([sys.executable, "-c", "pass"])
 
     results = {name: [] for name in engines}
@@ -369,7 +374,49 @@ def p1_start_to_exit(bench: Bench) -> str:
         verdict(results, "runc", 1.0), verdict(results, "docker", 0.15),
         f"- minidocker's median minus the interpreter's start: "
         f"{statistics.median(results['minidocker']) - statistics.median(results['interpreter (python -c pass)']):.1f} ms",
+        "", "Where minidocker's time goes (the same command in-process, between the explain trace's time stamps):\n",
+        minidocker_phases(bench),
     ])
+
+
+# Where minidocker's time goes: the CLI run in-process, its explain-trace steps carrying CLOCK_MONOTONIC
+# time stamps from every process that took part.
+PHASES = r"""
+import json, sys, time
+start = time.monotonic_ns()
+from minidocker import api, cli, supervisor, trace  # everything `minidocker run` imports
+imported = time.monotonic_ns()
+cli.main(["run", "--rm", "busybox", "true"])
+done = time.monotonic_ns()
+steps = trace.steps()
+first_join = next(i for i, s in enumerate(steps) if s.actor == "container")
+exec_step = next(i for i, s in enumerate(steps) if s.command.startswith("exec "))
+after = steps[exec_step + 1] if exec_step + 1 < len(steps) else None
+marks = [start, imported, steps[first_join - 1].at_ns, steps[first_join].at_ns, steps[exec_step].at_ns,
+         after.at_ns if after else done, done]
+print(json.dumps([(b - a) / 1e6 for a, b in zip(marks, marks[1:])]))
+"""
+PHASE_NAMES = [
+    "imports (argparse, json, ctypes, minidocker's modules)",
+    "parse flags, image lookup, container record and files, cgroup directories",
+    "fork, and the first write to a cgroup.procs (on cgroup v1 the kernel waits for an RCU grace period)",
+    "container set-up in the child: other cgroups, unshare, fork PID 1, mounts, pivot_root, capabilities",
+    "/bin/true execs and exits; the kernel tears its namespaces down",
+    "clean-up: exit status, cgroup rmdir, --rm removes the container directory, interpreter exit not included",
+]
+
+
+def minidocker_phases(bench: Bench, rounds: int = 7) -> str:
+    """A table of where `minidocker run --rm busybox true` spends its time (medians over `rounds`)."""
+    interpreter = [time_command([sys.executable, "-S", "-c", "pass"]) for _ in range(rounds)]
+    package = sh([sys.executable, "-c", "import minidocker, os; print(os.path.dirname(minidocker.__path__[0]))"])
+    env = {**bench.md_env, "PYTHONPATH": package.strip()}  # the minidocker this interpreter runs
+    samples = [json.loads(sh([sys.executable, "-S", "-c", PHASES], env=env)) for _ in range(rounds)]
+    lines = ["| phase | median ms |", "|---|---:|",
+             f"| interpreter start (`python -S -c pass`, wall clock) | {statistics.median(interpreter):.1f} |"]
+    for i, name in enumerate(PHASE_NAMES):
+        lines.append(f"| {name} | {statistics.median(s[i] for s in samples):.1f} |")
+    return "\n".join(lines)
 
 
 # -- P4: 100 detached sleepers -------------------------------------------------------------------------
@@ -483,7 +530,10 @@ def main(argv=None) -> int:
     parser.add_argument("--only", help="comma-separated cases, e.g. P1")
     parser.add_argument("--no-docker", action="store_true")
     parser.add_argument("--no-podman", action="store_true")
+    parser.add_argument("--also", action="append", default=[], metavar="NAME=LAUNCHER",
+                        help="P1: time another minidocker too, e.g. before=/work/main/.venv/bin/minidocker")
     parser.add_argument("--floor-only", action="store_true", help="P1 against the floor only (a quick self-test)")
+    parser.add_argument("--tmp", help="where to make the temporary directory (default: $TMPDIR or /tmp)")
     parser.add_argument("--results", default=os.path.join(HERE, "RESULTS.md"),
                         help="where to write the report ('-': do not write)")
     args = parser.parse_args(argv)

@@ -81,8 +81,9 @@ def create(image: str, command: list[str] | None = None, options: Options | None
     container_dir = store.container_dir(cid)
     try:
         with store.lock():
-            name = o.name or _free_generated_name(store)
-            store.check_name_free(name)
+            if o.name:
+                store.check_name_free(o.name)
+            name = o.name or _free_generated_name(store)  # a generated name is free by construction
             os.makedirs(container_dir, mode=0o711)
             config = {
                 "Hostname": o.hostname or (os.uname().nodename if o.uts == "host" else cid[:12]),

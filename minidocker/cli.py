@@ -12,7 +12,9 @@ parser with every command's flags would cost more than starting a container.
 """
 
 import argparse
+import functools  # (already imported by argparse's re)
 import json
+import os
 import sys
 
 from minidocker.errors import MinidockerError
@@ -21,6 +23,17 @@ from minidocker.errors import MinidockerError
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # argparse would exit 2 with a usage dump; Docker exits 125 with one line
         raise MinidockerError(f"{message} (see '{self.prog} --help')")
+
+    def _get_formatter(self):  # argparse imports shutil (slow) to learn the width, once per add_argument
+        return self.formatter_class(prog=self.prog, width=_terminal_width() - 2)
+
+
+@functools.cache
+def _terminal_width() -> int:
+    try:
+        return int(os.environ.get("COLUMNS") or os.get_terminal_size().columns)
+    except (ValueError, OSError):
+        return 80
 
 
 # -- run, create, start ------------------------------------------------------------------
@@ -193,18 +206,35 @@ def rm_command(args, store):
 def wait_command(args, store):
     from minidocker import api
 
-    return _each_container(args, store, lambda ref: api.wait(ref, store=store))
+    return _each_container(args, store, lambda ref: api.wait(ref, store=store), at_once=False)
 
 
-def _each_container(args, store, action) -> int | None:
-    """Print action(ref) for each container; like Docker, report each failure and go on with the rest."""
-    failed = False
-    for ref in args.containers:
+def _each_container(args, store, action, at_once: bool = True) -> int | None:
+    """Print action(ref) for each container; like Docker, report each failure and go on with the rest.
+
+    Like Docker's CLI, stop/kill/rm act on all the containers at once (threads that mostly wait for
+    supervisors), so `rm -f` of a hundred does not wait for each exit in turn; output stays in order.
+    """
+    def outcome(ref):
         try:
-            print(action(ref))
+            return action(ref), None
         except MinidockerError as e:
-            print(f"minidocker: {e}", file=sys.stderr)
+            return None, e
+
+    if at_once and len(args.containers) > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=min(len(args.containers), 16)) as pool:
+            outcomes = list(pool.map(outcome, args.containers))
+    else:
+        outcomes = map(outcome, args.containers)
+    failed = False
+    for result, error in outcomes:
+        if error:
+            print(f"minidocker: {error}", file=sys.stderr)
             failed = True
+        else:
+            print(result)
     explain = _explainer(args, store)
     if explain:
         explain()
@@ -481,13 +511,16 @@ COMMANDS = {
 
 
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
-    """The parser for `argv`: every command is listed, but only the one in argv gets its flags declared."""
+    """The parser for `argv`: only the command in argv is declared, with its flags; without a (known)
+    command, for `minidocker --help` and for errors, every command is listed, flags left out."""
     parser = _Parser(prog="minidocker", description="Docker, rebuilt from the Linux kernel up, to learn from.")
     parser.add_argument("--explain", action="store_true",
                         help="print every kernel step as a shell command you could run yourself")
     commands = parser.add_subparsers(dest="subcommand", required=True, parser_class=_Parser, metavar="COMMAND")
     wanted = next((word for word in (sys.argv[1:] if argv is None else argv) if not word.startswith("-")), None)
     for name, (summary, declare_flags, _run) in COMMANDS.items():
+        if wanted in COMMANDS and name != wanted:
+            continue
         p = commands.add_parser(name, help=summary, add_help=name not in _OWN_HELP)
         if name == wanted:
             declare_flags(p)

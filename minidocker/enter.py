@@ -15,7 +15,7 @@ Only namespaces that differ from minidocker's own are joined, so
 
 import os
 
-from minidocker import kernel, launch, supervisor, trace
+from minidocker import kernel, launch, supervisor
 from minidocker.errors import MinidockerError
 from minidocker.init import exit_status
 from minidocker.launch import Channel, Stdio
@@ -47,9 +47,7 @@ def exec_in(store: Store, ref: str, command: list[str], tty: bool = False, inter
     streams.close_container_side()
     failure = None
     while (message := parent.recv()) is not None:
-        if "step" in message:
-            trace.adopt(message["step"])
-        elif "console" in message:
+        if "console" in message:
             streams.console(message["fd"])
         elif "error" in message:
             failure = message
@@ -78,6 +76,7 @@ def _enter(record: dict, config: dict, command: list[str], stdio: Stdio, channel
     os.close(root)
     if stdio.tty:
         stdio = launch.open_console(channel)
+    channel.flush_trace()  # the child would inherit a copy of them
     if os.fork():
         # setns(pid) applies to children only: this process waits for the one that runs the command
         channel.close()

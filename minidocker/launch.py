@@ -18,21 +18,23 @@ Why two forks?  ``unshare(CLONE_NEWPID)`` does not move the caller into the
 new PID namespace -- only its next child is born there, as PID 1.  And a user
 namespace must exist *before* the others so that it owns them.
 
-The processes talk over a socketpair: the forked ones send their explain-trace
-steps, their requests and their errors; minidocker answers.  The container's
+The processes talk over a socketpair: the forked ones send their requests and
+their errors (with the explain-trace steps they performed since their last
+message riding along); minidocker answers.  The container's
 end is close-on-exec, so when ``execve`` succeeds minidocker simply sees the
 socket close.
 """
 
 # Everything the container's processes use after pivot_root is imported here, up front:
 # once the host's tree is detached, the host's Python library is no longer reachable.
+import _socket  # the socket module's C core: socket.py itself costs a container start 3 ms to import
+import array
 import errno
 import fcntl
 import json
 import os
-import socket
 import termios
-from typing import NamedTuple
+from collections import namedtuple
 
 from minidocker import capabilities, init, kernel, rootfs, trace
 from minidocker.errors import CannotExecute, CommandNotFound, MinidockerError
@@ -45,31 +47,50 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 class Channel:
-    """One message (a small JSON object) per datagram, over a SOCK_SEQPACKET socketpair."""
+    """One message (a small JSON object) per datagram, over a SOCK_SEQPACKET socketpair.
 
-    def __init__(self, sock: socket.socket):
+    A forked process's explain-trace steps are not sent one by one: each message
+    carries the steps recorded since the last one ("steps"), and the receiver
+    adopts them -- a container start is then a handful of messages, not sixty.
+    """
+
+    def __init__(self, sock):
         self.sock = sock
+        self.carries_trace = False
 
     @classmethod
     def pair(cls) -> tuple["Channel", "Channel"]:
-        a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        a, b = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_SEQPACKET)
         return cls(a), cls(b)
 
     def send(self, **message) -> None:
-        self.sock.send(json.dumps(message).encode())
-
-    def recv(self) -> dict | None:
-        data, fds, _flags, _addr = socket.recv_fds(self.sock, 65536, 1)
-        if not data:
-            return None
-        message = json.loads(data)
-        if fds:
-            message["fd"] = fds[0]
-        return message
+        self._send(message, [])
 
     def send_fd(self, fd: int, **message) -> None:
         """Pass an open file descriptor to the other process (SCM_RIGHTS, unix(7))."""
-        socket.send_fds(self.sock, [json.dumps(message).encode()], [fd])
+        self._send(message, [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, array.array("i", [fd]))])
+
+    def _send(self, message: dict, ancillary: list) -> None:
+        if self.carries_trace:
+            message["steps"] = trace.take()
+        self.sock.sendmsg([json.dumps(message).encode()], ancillary)
+
+    def flush_trace(self) -> None:
+        """Send the steps recorded so far now (before a fork or an exec would lose or copy them)."""
+        if self.carries_trace and trace.steps():
+            self.send()
+
+    def recv(self) -> dict | None:
+        data, ancillary, _flags, _addr = self.sock.recvmsg(65536, _socket.CMSG_SPACE(array.array("i").itemsize))
+        if not data:
+            return None
+        message = json.loads(data)
+        for level, kind, fds in ancillary:
+            if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
+                message["fd"] = array.array("i", fds)[0]
+        for step in message.pop("steps", []):
+            trace.adopt(step)
+        return message
 
     def expect(self, key: str) -> None:
         message = self.recv()
@@ -77,19 +98,18 @@ class Channel:
             os._exit(125)  # minidocker went away or gave up: stop quietly
 
     def forward_trace(self) -> None:
-        trace.become("container", lambda step: self.send(step=list(step)))
+        """In a forked process: label its steps "container" and send them along with its messages."""
+        trace.become("container")
+        self.carries_trace = True
 
     def close(self) -> None:
         self.sock.close()
 
 
-class Stdio(NamedTuple):
-    """The container's stdin, stdout, stderr; with tty=True they are made inside it (see open_console)."""
+class Stdio(namedtuple("Stdio", ["stdin", "stdout", "stderr", "tty"], defaults=[False])):
+    """The container's stdin, stdout, stderr (fds); with tty=True they are made inside it (see open_console)."""
 
-    stdin: int
-    stdout: int
-    stderr: int
-    tty: bool = False
+    __slots__ = ()
 
 
 def namespace_flags(host_config: dict) -> int:
@@ -123,9 +143,7 @@ def launch(record: dict, container_dir: str, lower_dirs: list[str], cgroup, stdi
     init_pid, failure = None, None
     try:
         while (message := parent.recv()) is not None:
-            if "step" in message:
-                trace.adopt(message["step"])
-            elif "userns" in message:
+            if "userns" in message:
                 _write_id_maps(intermediate)
                 parent.send(mapped=True)
             elif "pid" in message:
@@ -186,6 +204,7 @@ def _intermediate(record, container_dir, lower_dirs, cgroup, stdio, channel: Cha
         channel.expect("mapped")
         kernel.set_identity(0, 0, why="become root of the new user namespace (host uid 100000)")
     kernel.unshare(flags & ~CLONE_NEWUSER, why="new namespaces; the next child is PID 1 of the new PID namespace")
+    channel.flush_trace()  # the child would inherit a copy of them
     init_pid = os.fork()
     if init_pid:
         channel.send(pid=init_pid)
@@ -326,6 +345,7 @@ def find_executable(name: str, env: dict[str, str]) -> str:
 
 def exec_command(executable: str, argv: list[str], env: dict[str, str], channel: Channel) -> None:
     """execve(2): 'executes the program referred to by pathname ... replacing the calling process'."""
+    channel.flush_trace()
     try:
         os.execve(executable, argv, env)
     except OSError as e:

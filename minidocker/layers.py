@@ -30,10 +30,10 @@ directory renamed into place at the end, so a bad layer leaves the store as
 it was.
 """
 
-import hashlib
+# hashlib and shutil are imported where they are used: `run` comes here only for layer_dir(), and
+# importing those two would cost every container start ~10 ms.
 import json
 import os
-import shutil
 
 from minidocker import kernel, trace
 from minidocker.errors import MinidockerError, NotFound
@@ -84,6 +84,8 @@ def register_layer(store, tar_fileobj, expected_diff_id: str | None = None) -> s
     error (unsafe member, corrupt or truncated tar, digest other than
     `expected_diff_id`) a BadLayer is raised and the store is unchanged.
     """
+    import shutil
+
     layers = os.path.join(store.images, "layers")
     os.makedirs(layers, exist_ok=True)
     work = os.path.join(layers, f".incoming-{os.getpid()}-{os.urandom(4).hex()}")
@@ -116,6 +118,8 @@ def register_layer(store, tar_fileobj, expected_diff_id: str | None = None) -> s
 
 def _spool(fileobj, path: str) -> str:
     """Copy the (possibly gzip-compressed) stream into `path`, uncompressed; return its sha256."""
+    import hashlib
+
     import gzip
     import zlib
 
@@ -202,6 +206,8 @@ def _safe_for_a_layer(member, dest: str):
 
 def _apply_whiteouts(tar, dest: str):
     """Yield the members to unpack as they are; turn each OCI whiteout into its overlayfs form instead."""
+    import shutil
+
     tarfile = _tarfile()
     for member in tar:
         directory, _, base = member.name.rstrip("/").rpartition("/")
@@ -250,6 +256,8 @@ def _write_split(tar_path: str, members: list, tree: str, diff_id: str, out_path
     verbatim.  The record is checked by rebuilding the tar once: when it does
     not reproduce the diff ID, the whole tar is kept instead.
     """
+    import hashlib
+
     import base64
     import gzip
 
@@ -326,6 +334,8 @@ def layer_tar(store, diff_id: str, out) -> None:
     Raises NotFound when the layer is not stored, BadLayer when what is stored no
     longer reproduces the digest (checked as the bytes go out).
     """
+    import hashlib
+
     tree = layer_dir(store, diff_id)
     if not os.path.isdir(tree):
         raise NotFound(f"layer {diff_id} is not in the store")
@@ -356,6 +366,8 @@ def remove_layer(store, diff_id: str) -> None:
 
     The caller makes sure nothing uses it any more (see images.remove).
     """
+    import shutil
+
     import glob
 
     tree = layer_dir(store, diff_id)
@@ -434,6 +446,8 @@ def write_tar(root: str, out, reproducible: bool = False, skip=lambda relpath: F
 
 def tar_digest(root: str, reproducible: bool = True) -> str:
     """The diff ID the tree `root` would have as a layer."""
+    import hashlib
+
     digest = hashlib.sha256()
     write_tar(root, _Hasher(digest), reproducible=reproducible)
     return "sha256:" + digest.hexdigest()

@@ -80,9 +80,7 @@ class Store:
 
     def delete(self, cid: str) -> None:
         """Remove a container's directory: its record, logs and writable layer."""
-        import shutil
-
-        shutil.rmtree(self.container_dir(cid), ignore_errors=True)
+        remove_tree(self.container_dir(cid))
 
     def records(self) -> list[dict]:
         out = []
@@ -119,6 +117,23 @@ class Store:
                                f"able to reuse that name.")
 
 
+def remove_tree(path: str) -> None:
+    """rm -rf, skipping what cannot be removed, like shutil.rmtree(path, ignore_errors=True) --
+    without importing shutil (and with it bz2, lzma, fnmatch), which `run --rm` would pay every time."""
+    try:
+        entries = list(os.scandir(path))
+    except OSError:
+        entries = []
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False):
+            remove_tree(entry.path)
+        else:
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+    with contextlib.suppress(OSError):
+        os.rmdir(path)
+
+
 def new_id() -> str:
     """64 hex digits from the kernel's random source, as Docker's IDs."""
     return os.urandom(32).hex()
@@ -132,9 +147,8 @@ _SCIENTISTS = ("babbage curie darwin einstein feynman franklin galileo hopper ke
 
 def generate_name() -> str:
     """A Docker-style name such as 'focused_turing'."""
-    import random
-
-    return f"{random.choice(_ADJECTIVES)}_{random.choice(_SCIENTISTS)}"
+    adjective, scientist = os.urandom(2)  # two random bytes; the random module would cost 1 ms to import
+    return f"{_ADJECTIVES[adjective % len(_ADJECTIVES)]}_{_SCIENTISTS[scientist % len(_SCIENTISTS)]}"
 
 
 def valid_name(name: str) -> bool:
@@ -144,10 +158,11 @@ def valid_name(name: str) -> bool:
 
 
 def now() -> str:
-    """An RFC 3339 time stamp in UTC, as Docker writes them."""
-    import datetime
+    """An RFC 3339 time stamp in UTC, as Docker writes them: 2026-11-28T04:27:01.123456Z."""
+    import time  # not datetime, which costs a container start 1.5 ms to import
 
-    return datetime.datetime.now(datetime.timezone.utc).isoformat().replace("+00:00", "Z")
+    seconds, nanoseconds = divmod(time.time_ns(), 1_000_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{nanoseconds // 1000:06d}Z"
 
 
 NEVER = "0001-01-01T00:00:00Z"

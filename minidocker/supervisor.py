@@ -9,13 +9,16 @@ supervisor is the same idea in one function, :func:`supervise`:
   output to your terminal and forwarding Ctrl-C and other signals;
 * ``run -d`` and ``start`` fork it off as a daemon (``setsid``, double fork)
   that outlives the command, so the container keeps running after you get
-  your prompt back.
+  your prompt back.  Once the container runs, that daemon slims down: it
+  execs the small shim (shim.py) to wait, and the shim execs this module again
+  (``python -m minidocker.supervisor``) to record the exit (:func:`finish`).
 """
 
 import json
 import os
 import select
 import signal
+import sys
 import termios
 import tty
 
@@ -71,6 +74,8 @@ def supervise(store: Store, cid: str, attach: bool, on_started=None, on_ready=No
     store.update(cid, started)
     if on_started:
         on_started()
+    if not attach:
+        _exec_shim(store, record, pid, streams.outputs)  # does not return
     # Attached, Ctrl-C and friends are for the container (Docker's --sig-proxy), then ours again.
     previous = {sig: signal.signal(sig, lambda signum, _frame: _signal_quietly(pid, signum))
                 for sig in (ATTACHED_SIGNALS if attach else ())}
@@ -80,6 +85,11 @@ def supervise(store: Store, cid: str, attach: bool, on_started=None, on_ready=No
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    return finish(store, cid, cgroup, status)
+
+
+def finish(store: Store, cid: str, cgroup: cgroups.Cgroup, status: int) -> int:
+    """The container has exited with wait `status`: record it, remove its cgroup (and it, with --rm)."""
     code = exit_status(status)
     oom_killed = cgroup.oom_killed()
     if cgroup.pids():  # with --pid host, nothing else would stop what the command left running
@@ -90,10 +100,23 @@ def supervise(store: Store, cid: str, attach: bool, on_started=None, on_ready=No
         r["State"].update(Status="exited", Running=False, Pid=0, ExitCode=code, OOMKilled=oom_killed,
                           FinishedAt=now())
 
-    store.update(cid, exited)
-    if host_config.get("AutoRemove"):
-        store.delete(cid)
+    if store.load(cid)["HostConfig"].get("AutoRemove"):
+        store.delete(cid)  # --rm: straight away, without first writing a record nobody will read
+    else:
+        store.update(cid, exited)
     return code
+
+
+def _exec_shim(store: Store, record: dict, pid: int, outputs: dict) -> None:
+    """Become the shim (same PID: the container stays our child); it execs `finish` when the container exits."""
+    for fd in outputs:
+        os.set_inheritable(fd, True)
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)  # where the finishing python finds us
+    shim = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shim.py")
+    streams = ",".join(f"{fd}:{stream}" for fd, (stream, _echo) in outputs.items())
+    finish_command = [sys.executable, "-S", "-m", "minidocker.supervisor", store.root, record["Id"]]
+    os.execv(sys.executable, [sys.executable, "-I", "-S", shim, record["LogPath"], str(pid), streams, "--",
+                              *finish_command])
 
 
 def _signal_quietly(pid: int, signum: int) -> None:
@@ -249,3 +272,9 @@ def spawn_detached(store: Store, cid: str) -> None:
     if "error" in answer:
         failure = answer
         raise {126: CannotExecute, 127: CommandNotFound}.get(failure["exit"], MinidockerError)(failure["error"])
+
+
+if __name__ == "__main__":  # the shim, once the container has exited: ... supervisor ROOT ID WAIT-STATUS
+    _root, _cid, _status = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    _store = Store(_root)
+    finish(_store, _cid, cgroup_of(_store.load(_cid)), _status)

@@ -13,14 +13,15 @@ steps are merged by their CLOCK_MONOTONIC time stamp, which all processes share.
 """
 
 import time
-from typing import Callable, NamedTuple
+from collections import namedtuple  # not typing.NamedTuple: importing typing costs a container start 4 ms
 
 
-class Step(NamedTuple):
-    command: str  # a shell command with the same effect
-    why: str  # one short reason, for the learner
-    actor: str  # which process performed it: "minidocker" or "container"
-    at_ns: int  # CLOCK_MONOTONIC, to merge steps from several processes
+class Step(namedtuple("Step", ["command", "why", "actor", "at_ns"])):
+    """command: a shell command with the same effect; why: one short reason, for the learner;
+    actor: which process performed it ("minidocker" or "container"); at_ns: CLOCK_MONOTONIC,
+    to merge steps from several processes."""
+
+    __slots__ = ()
 
     def as_shell(self) -> str:
         return f"{self.command:<60}  # [{self.actor}] {self.why}" if self.why else self.command
@@ -28,7 +29,7 @@ class Step(NamedTuple):
 
 _steps: list[Step] = []
 _actor = "minidocker"
-_forward: Callable[[Step], None] | None = None
+_forward = None  # in a forked process that sends its steps on: a function(step)
 
 
 def record(command: str, why: str = "") -> None:
@@ -40,7 +41,7 @@ def record(command: str, why: str = "") -> None:
         _steps.append(step)
 
 
-def become(actor: str, forward: Callable[[Step], None] | None) -> None:
+def become(actor: str, forward=None) -> None:
     """In a forked process: label its steps and send them to minidocker."""
     global _actor, _forward
     _actor, _forward = actor, forward

@@ -28,7 +28,7 @@ import errno
 import os
 import signal
 import time
-from typing import NamedTuple
+from collections import namedtuple  # not typing.NamedTuple: typing is slow to import
 
 from minidocker import kernel
 from minidocker.cgroups import v1, v2
@@ -46,13 +46,15 @@ NOT_CONTROLLERS = {"rw", "ro", "none", "all", "xattr", "noprefix", "clone_childr
                    "cpuset_v2_mode", "favordynmods"}
 
 
-class Limits(NamedTuple):
-    """What `docker run` lets you cap.  None means "no limit"."""
+class Limits(namedtuple("Limits", ["memory", "cpus", "cpu_shares", "pids"], defaults=[None] * 4)):
+    """What `docker run` lets you cap.  None means "no limit".
 
-    memory: int | None = None  # --memory, bytes; swap beyond it is disabled too
-    cpus: float | None = None  # --cpus, how many CPUs' worth of time per period
-    cpu_shares: int | None = None  # --cpu-shares, relative weight under contention
-    pids: int | None = None  # --pids-limit, most processes+threads at once
+    memory: --memory, bytes (swap beyond it is disabled too); cpus: --cpus, how many CPUs' worth
+    of time per period; cpu_shares: --cpu-shares, relative weight under contention; pids:
+    --pids-limit, most processes+threads at once.
+    """
+
+    __slots__ = ()
 
     def needs(self) -> dict[str, str]:
         """{controller: the docker flag that needs it} for each limit that is set."""

@@ -11,12 +11,7 @@ Every function takes the container's directory in the relevant hierarchy.
 """
 
 import os
-from typing import TYPE_CHECKING
-
 from minidocker import kernel
-
-if TYPE_CHECKING:
-    from minidocker.cgroups import Limits
 
 CFS_PERIOD_US = 100_000  # the scheduler's accounting period: 100 ms, Docker's default
 

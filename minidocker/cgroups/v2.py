@@ -15,12 +15,7 @@ The file names also changed: ``memory.max`` instead of ``memory.limit_in_bytes``
 """
 
 import os
-from typing import TYPE_CHECKING
-
 from minidocker import kernel
-
-if TYPE_CHECKING:
-    from minidocker.cgroups import Limits
 
 CFS_PERIOD_US = 100_000  # 100 ms, Docker's default period
 
