@@ -142,7 +142,7 @@ def exec_command(args, store):
 
 
 def stop_flags(p):
-    p.add_argument("-t", "--time", type=float, default=10)
+    p.add_argument("-t", "--time", default="10", help="seconds to wait before SIGKILL")
     p.add_argument("containers", nargs="+")
 
 
@@ -161,10 +161,10 @@ def wait_flags(p):
 
 
 def stop_command(args, store):
-    from minidocker import api
+    from minidocker import api, spec
 
     def stop(ref):
-        api.stop(ref, timeout=args.time, store=store)
+        api.stop(ref, timeout=spec.parse_seconds(args.time), store=store)
         return ref
 
     return _each_container(args, store, stop)
@@ -203,7 +203,7 @@ def _each_container(args, store, action) -> int | None:
         try:
             print(action(ref))
         except MinidockerError as e:
-            print(f"minidocker: {e}", file=sys.stderr)
+            print(f"minidocker: {one_line(e)}", file=sys.stderr)
             failed = True
     explain = _explainer(args, store)
     if explain:
@@ -362,7 +362,7 @@ def rmi_command(args, store):
         try:
             print("\n".join(api.rmi(ref, force=args.force, store=store)))
         except MinidockerError as e:  # like Docker: report each failure, go on with the rest
-            print(f"minidocker: {e}", file=sys.stderr)
+            print(f"minidocker: {one_line(e)}", file=sys.stderr)
             failed = True
     return 1 if failed else None
 
@@ -529,12 +529,17 @@ def main(argv: list[str] | None = None) -> int:
             from minidocker import trace
 
             print(trace.render(trace.steps()), file=sys.stderr)
-        print(f"minidocker: {e}", file=sys.stderr)
+        print(f"minidocker: {one_line(e)}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
         return 0
+
+
+def one_line(error) -> str:
+    """An error as exactly one line: control characters a user typed (a newline in a name...) escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(error))
 
 
 def render_format(template: str, record: dict) -> str:
