@@ -127,6 +127,8 @@ def _host_config(o: Options, store: Store) -> dict:
         spec.parse_mode(value, flag, ("private", "host"))
     spec.parse_mode(o.network, "--network", ("none", "host"))
     spec.parse_mode(o.userns, "--userns", ("host", "remap"))
+    if o.hostname is not None:
+        spec.parse_hostname(o.hostname)
     if o.hostname and o.uts == "host":
         raise MinidockerError("conflicting options: --hostname and --uts host")
     if o.name is not None and not store_module.valid_name(o.name):

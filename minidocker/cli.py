@@ -163,8 +163,10 @@ def wait_flags(p):
 def stop_command(args, store):
     from minidocker import api, spec
 
+    timeout = spec.parse_seconds(args.time)  # a bad -t is the command's error (125), not each container's
+
     def stop(ref):
-        api.stop(ref, timeout=spec.parse_seconds(args.time), store=store)
+        api.stop(ref, timeout=timeout, store=store)
         return ref
 
     return _each_container(args, store, stop)

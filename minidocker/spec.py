@@ -71,6 +71,17 @@ def parse_seconds(value: str, flag: str = "--time") -> float:
     return seconds
 
 
+_HOSTNAME = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?)*$")
+
+
+def parse_hostname(value: str) -> str:
+    """-h: an RFC 1123 host name, at most 64 bytes (HOST_NAME_MAX, what sethostname(2) takes)."""
+    if len(value) > 64 or not _HOSTNAME.match(value):
+        raise MinidockerError(f"invalid value {value!r} for --hostname: letters, digits and '-', in labels "
+                              f"separated by '.', at most 64 characters")
+    return value
+
+
 def parse_env(items: list[str], env_files: list[str] = ()) -> list[str]:
     """-e KEY=VALUE, -e KEY (take the value from minidocker's own environment), --env-file FILE."""
     lines = []

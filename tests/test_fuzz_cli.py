@@ -32,7 +32,8 @@ TOTAL_REQUIRED = 10_000
 
 # Text a user might type: anything, but weighted towards the characters parsers care about.
 ANY_TEXT = st.text(max_size=40)
-NEAR_MISS = st.text(alphabet=string.ascii_letters + string.digits + " .:-_=/\t\n\r\x00\x7f%+é٣", max_size=24)
+# (\udcff: how Python hands over a byte of argv that is not UTF-8, e.g. $'\xff' in a shell)
+NEAR_MISS = st.text(alphabet=string.ascii_letters + string.digits + " .:-_=/\t\n\r\x00\x7f%+é٣\udcff", max_size=24)
 USER_TEXT = st.one_of(ANY_TEXT, NEAR_MISS)
 
 
