@@ -112,8 +112,8 @@ class Store:
         for cid in self.ids():
             try:
                 out.append(self.load(cid))
-            except (NotFound, json.JSONDecodeError):
-                continue  # removed or being created meanwhile
+            except MinidockerError:
+                continue  # removed meanwhile (or damaged by something else: prune removes it)
         return out
 
     def resolve(self, ref: str) -> str:

@@ -22,7 +22,7 @@ import pytest
 
 from conftest import MINIDOCKER
 
-ROUNDS = 24
+ROUNDS = 40
 SEED = int(os.environ.get("MINIDOCKER_CHAOS_SEED") or random.SystemRandom().randrange(2**32))
 NAMES = ["c0", "c1", "c2"]
 
@@ -227,3 +227,17 @@ def test_attached_run_killed_leaves_a_container_the_next_command_cleans(md):
     md.wait_for(lambda: not os.path.exists(f"/proc/{container_pid}"), what="the container to die")
     md.out("rm", "att")
     assert_nothing_left(md, "after rm")
+
+
+def test_a_damaged_record_costs_one_line_and_prune_removes_it(md):
+    """minidocker's own writes are atomic; a record truncated by something else must not break the rest."""
+    cid = md.out("create", "--name", "damaged", "busybox", "true")
+    md.out("create", "--name", "healthy", "busybox", "true")
+    path = os.path.join(md.root, "containers", cid, "config.json")
+    with open(path, "r+") as f:
+        f.truncate(os.path.getsize(path) // 2)
+    inspected = md("inspect", cid)
+    assert inspected.returncode == 125 and inspected.stderr.count("\n") == 1 and "not valid JSON" in inspected.stderr
+    assert md.out("ps", "-aq") == md.inspect("healthy", "{{.Id}}")[:12]  # listed: only what can be inspected
+    assert cid in md.out("system", "prune")
+    assert md.out("ps", "-aq") == ""
