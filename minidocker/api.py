@@ -18,7 +18,7 @@ import time
 
 from minidocker import (capabilities, cgroups, images, kernel, rootfs, spec, store as store_module, supervisor,
                         trace)
-from minidocker.errors import Conflict, MinidockerError
+from minidocker.errors import Conflict, MinidockerError, NotFound
 from minidocker.store import NEVER, Store, now
 
 
@@ -128,6 +128,8 @@ def _host_config(o: Options, store: Store) -> dict:
         spec.parse_mode(value, flag, ("private", "host"))
     spec.parse_mode(o.network, "--network", ("none", "host"))
     spec.parse_mode(o.userns, "--userns", ("host", "remap"))
+    if o.hostname is not None:
+        spec.parse_hostname(o.hostname)
     if o.hostname and o.uts == "host":
         raise MinidockerError("conflicting options: --hostname and --uts host")
     if o.name is not None and not store_module.valid_name(o.name):
@@ -200,7 +202,9 @@ def start(ref: str, attach: bool = False, on_ready=None, store: Store | None = N
     cid = store.resolve(ref)
     record = store.load(cid)
     if record["State"]["Running"]:
-        return None
+        if supervisor.supervisor_alive(record):
+            return None
+        _mark_lost(store, cid)  # "running" by a supervisor that was killed: clean up, then start afresh
     trace.take()
     if attach:
         return supervisor.supervise(store, cid, attach=True, on_ready=on_ready)
@@ -236,6 +240,9 @@ def last_trace() -> list[trace.Step]:
 
 def _running_pid(store: Store, cid: str) -> int:
     record = store.load(cid)
+    if record["State"]["Running"] and not supervisor.supervisor_alive(record):
+        _mark_lost(store, cid)  # its PID may belong to some other process by now: never signal it
+        record = store.load(cid)
     if not record["State"]["Running"]:
         raise MinidockerError(f"Container {cid[:12]} is not running")
     return record["State"]["Pid"]
@@ -255,15 +262,21 @@ def kill(ref: str, sig: int | str = signal.SIGKILL, store: Store | None = None) 
 
 
 def _parse_signal(sig: int | str) -> int:
+    """'KILL', 'SIGTERM', 'hup', '9' -> a signal number from 1 to SIGRTMAX, as Docker accepts."""
     if isinstance(sig, int):
-        return sig
-    name = sig.upper().removeprefix("SIG")
-    if name.isdigit():
-        return int(name)
-    try:
-        return signal.Signals["SIG" + name]
-    except KeyError:
-        raise MinidockerError(f"invalid signal: {sig}") from None
+        number = sig
+    else:
+        name = sig.upper().removeprefix("SIG")
+        if name.isascii() and name.isdigit():
+            number = int(name)
+        else:
+            try:
+                return signal.Signals["SIG" + name]
+            except KeyError:
+                raise MinidockerError(f"invalid signal: {sig!r}") from None
+    if not 1 <= number <= signal.SIGRTMAX:
+        raise MinidockerError(f"invalid signal: {sig!r} (signals are numbered 1 to {int(signal.SIGRTMAX)})")
+    return number
 
 
 def stop(ref: str, timeout: float = 10, store: Store | None = None) -> str:
@@ -301,30 +314,26 @@ def _wait_exited(store: Store, cid: str, timeout: float | None) -> bool:
 
 
 def _supervisor_alive(record: dict) -> bool:
-    pid = record["State"].get("SupervisorPid")
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
+    return supervisor.supervisor_alive(record)
 
 
 def _mark_lost(store: Store, cid: str) -> None:
     """The supervisor died (killed with minidocker): stop what is left and record the loss."""
-    group = supervisor.cgroup_of(store.load(cid))
+    try:
+        record = store.load(cid)
+    except NotFound:
+        return  # removed meanwhile (--rm)
+    group = supervisor.cgroup_of(record)
     group.kill_all()
     group.destroy()
+    if not record["State"]["Running"] and not record["State"].get("SupervisorPid"):
+        return  # nothing to correct in the record
 
     def lost(r):
         if r["State"]["Running"]:
             r["State"].update(Status="exited", Running=False, Pid=0, ExitCode=137, FinishedAt=now(),
                               Error="minidocker's supervisor died; the container was killed")
+        r["State"]["SupervisorPid"] = 0
 
     store.update(cid, lost)
 
@@ -345,16 +354,30 @@ def remove(ref: str, force: bool = False, store: Store | None = None) -> str:
     store = _store(store)
     cid = store.resolve(ref)
     record = store.load(cid)
-    if record["State"]["Running"] and _supervisor_alive(record):
+    if _supervisor_alive(record):  # running, or being started right now
         if not force:
             raise Conflict(f"You cannot remove a running container {cid}. Stop the container before "
                            f"attempting removal or force remove")
-        supervisor.cgroup_of(record).kill_all()
-        _wait_exited(store, cid, 10)
-    elif record["State"]["Running"]:
+        _kill_until_supervisor_done(store, cid)
+    else:  # also what a killed minidocker may have left: a cgroup, processes, a stale "running"
         _mark_lost(store, cid)
-    store.delete(cid)
+    store.delete(cid, missing_ok=force)  # (with -f, --rm may have removed it meanwhile)
     return cid
+
+
+def _kill_until_supervisor_done(store: Store, cid: str, timeout: float = 10) -> None:
+    """SIGKILL the container's cgroup until its supervisor has recorded the end (or died)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            record = store.load(cid)
+        except MinidockerError:
+            return  # --rm removed it
+        if not _supervisor_alive(record):
+            break
+        supervisor.cgroup_of(record).kill_all()  # again each round: a start in progress may add processes
+        time.sleep(0.02)
+    _mark_lost(store, cid)
 
 
 def rename(ref: str, new_name: str, store: Store | None = None) -> None:
@@ -373,18 +396,18 @@ def prune(store: Store | None = None) -> list[str]:
     """docker container prune, plus cleaning what a killed minidocker left: stopped containers go."""
     store = _store(store)
     removed = []
+    store.sweep_removed()  # deletions a killed minidocker left halfway
     with store.lock():  # create holds the lock until a record exists: a directory without one is debris
         for cid in store.ids():
-            if not os.path.exists(os.path.join(store.container_dir(cid), "config.json")):
+            try:
+                store.load(cid)
+            except MinidockerError:  # no record (create was killed), or one damaged by hand
                 store.delete(cid)
                 removed.append(cid)
     for record in store.records():
-        if record["State"]["Running"] and _supervisor_alive(record):
-            continue
-        if record["State"]["Running"]:
-            _mark_lost(store, record["Id"])
-        else:
-            supervisor.cgroup_of(record).destroy()  # in case a crash left it behind
+        if _supervisor_alive(record):
+            continue  # running, or being started right now
+        _mark_lost(store, record["Id"])  # a cgroup or processes a killed minidocker left behind
         store.delete(record["Id"])
         removed.append(record["Id"])
     return removed

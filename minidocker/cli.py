@@ -155,7 +155,7 @@ def exec_command(args, store):
 
 
 def stop_flags(p):
-    p.add_argument("-t", "--time", type=float, default=10)
+    p.add_argument("-t", "--time", default="10", help="seconds to wait before SIGKILL")
     p.add_argument("containers", nargs="+")
 
 
@@ -174,10 +174,12 @@ def wait_flags(p):
 
 
 def stop_command(args, store):
-    from minidocker import api
+    from minidocker import api, spec
+
+    timeout = spec.parse_seconds(args.time)  # a bad -t is the command's error (125), not each container's
 
     def stop(ref):
-        api.stop(ref, timeout=args.time, store=store)
+        api.stop(ref, timeout=timeout, store=store)
         return ref
 
     return _each_container(args, store, stop)
@@ -231,7 +233,7 @@ def _each_container(args, store, action, at_once: bool = True) -> int | None:
     failed = False
     for result, error in outcomes:
         if error:
-            print(f"minidocker: {error}", file=sys.stderr)
+            print(f"minidocker: {one_line(error)}", file=sys.stderr)
             failed = True
         else:
             print(result)
@@ -392,7 +394,7 @@ def rmi_command(args, store):
         try:
             print("\n".join(api.rmi(ref, force=args.force, store=store)))
         except MinidockerError as e:  # like Docker: report each failure, go on with the rest
-            print(f"minidocker: {e}", file=sys.stderr)
+            print(f"minidocker: {one_line(e)}", file=sys.stderr)
             failed = True
     return 1 if failed else None
 
@@ -562,12 +564,17 @@ def main(argv: list[str] | None = None) -> int:
             from minidocker import trace
 
             print(trace.render(trace.steps()), file=sys.stderr)
-        print(f"minidocker: {e}", file=sys.stderr)
+        print(f"minidocker: {one_line(e)}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
         return 0
+
+
+def one_line(error) -> str:
+    """An error as exactly one line: control characters a user typed (a newline in a name...) escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(error))
 
 
 def render_format(template: str, record: dict) -> str:

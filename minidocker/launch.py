@@ -177,13 +177,18 @@ def _reap(pid: int) -> None:
 def _run_child(body, channel: Channel) -> None:
     """Run a forked process's work; never return into minidocker's own code."""
     try:
-        body()
-    except MinidockerError as e:
-        channel.send(error=str(e), exit=e.exit_code)
-    except OSError as e:
-        channel.send(error=str(e), exit=125)
-    except BaseException as e:  # a bug: still one line, never a hung minidocker
-        channel.send(error=f"container setup failed: {type(e).__name__}: {e}", exit=125)
+        try:
+            body()
+        except MinidockerError as e:
+            channel.send(error=str(e), exit=e.exit_code)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # minidocker went away (killed): nobody is left to tell; stop quietly
+        except OSError as e:
+            channel.send(error=str(e), exit=125)
+        except BaseException as e:  # a bug: still one line, never a hung minidocker
+            channel.send(error=f"container setup failed: {type(e).__name__}: {e}", exit=125)
+    except OSError:
+        pass  # the report itself could not be sent: minidocker is gone
     os._exit(125)
 
 

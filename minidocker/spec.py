@@ -20,6 +20,7 @@ from minidocker.errors import MinidockerError
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([bkmg]?)b?$", re.IGNORECASE)
 _UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 MIN_MEMORY = 6 * 1024 * 1024  # Docker's floor: below this a container cannot even start
+MAX_MEMORY = 2**63 - 1  # the largest limit a cgroup file takes (a signed 64-bit count of bytes)
 
 
 def parse_memory(value: str, flag: str = "--memory") -> int:
@@ -27,7 +28,10 @@ def parse_memory(value: str, flag: str = "--memory") -> int:
     match = _SIZE.match(value.strip())
     if not match:
         raise MinidockerError(f"invalid value {value!r} for {flag}: expected a size such as 32m, 512k or 1g")
-    size = int(float(match[1]) * _UNITS[match[2].lower()])
+    number = float(match[1]) * _UNITS[match[2].lower()]
+    if number > MAX_MEMORY:  # (float() of 400 digits is inf, which int() refuses)
+        raise MinidockerError(f"invalid value {value!r} for {flag}: the largest memory limit is 8 EiB")
+    size = int(number)
     if size < MIN_MEMORY:
         raise MinidockerError(f"invalid value {value!r} for {flag}: the minimum memory limit is 6m")
     return size
@@ -56,6 +60,28 @@ def parse_int(value: str, flag: str, minimum: int, maximum: int = 2**62) -> int:
     return number
 
 
+def parse_seconds(value: str, flag: str = "--time") -> float:
+    """'10', '0.5' -> seconds to wait; a finite number, not below 0 ('nan' would wait forever)."""
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < float("inf"):
+        raise MinidockerError(f"invalid value {value!r} for {flag}: expected a number of seconds, 0 or more")
+    return seconds
+
+
+_HOSTNAME = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?)*$")
+
+
+def parse_hostname(value: str) -> str:
+    """-h: an RFC 1123 host name, at most 64 bytes (HOST_NAME_MAX, what sethostname(2) takes)."""
+    if len(value) > 64 or not _HOSTNAME.match(value):
+        raise MinidockerError(f"invalid value {value!r} for --hostname: letters, digits and '-', in labels "
+                              f"separated by '.', at most 64 characters")
+    return value
+
+
 def parse_env(items: list[str], env_files: list[str] = ()) -> list[str]:
     """-e KEY=VALUE, -e KEY (take the value from minidocker's own environment), --env-file FILE."""
     lines = []
@@ -65,10 +91,12 @@ def parse_env(items: list[str], env_files: list[str] = ()) -> list[str]:
                 lines += [ln.strip() for ln in f if ln.strip() and not ln.lstrip().startswith("#")]
         except OSError as e:
             raise MinidockerError(f"open {path}: {e.strerror}") from None
+        except UnicodeDecodeError as e:
+            raise MinidockerError(f"env file {path} contains invalid utf8 bytes at byte {e.start}") from None
     env = []
     for item in lines + list(items):
         key, eq, value = item.partition("=")
-        if not key or any(c.isspace() for c in key):
+        if not key or any(c.isspace() for c in key) or "\0" in item:  # execve(2) cannot pass a NUL byte
             raise MinidockerError(f"invalid environment variable: {item!r}")
         if eq:
             env.append(f"{key}={value}")

@@ -27,7 +27,7 @@ DEFAULT_ROOT = "/var/lib/minidocker"
 
 
 def atomic_write_json(path: str, obj) -> None:
-    tmp = f"{path}.tmp-{os.getpid()}"
+    tmp = f"{path}.tmp-{os.getpid()}-{os.urandom(4).hex()}"  # unique even between threads of one process
     with open(tmp, "w") as f:
         json.dump(obj, f, indent=2)
         f.write("\n")
@@ -66,6 +66,8 @@ class Store:
                 return json.load(f)
         except FileNotFoundError:
             raise NotFound(f"No such container: {cid[:12]}") from None
+        except ValueError:  # our writes are atomic: only something outside minidocker can do this
+            raise MinidockerError(f"container {cid[:12]}: its record config.json is not valid JSON") from None
 
     def save(self, record: dict) -> None:
         atomic_write_json(os.path.join(self.container_dir(record["Id"]), "config.json"), record)
@@ -78,17 +80,36 @@ class Store:
             self.save(record)
             return record
 
-    def delete(self, cid: str) -> None:
-        """Remove a container's directory: its record, logs and writable layer."""
-        remove_tree(self.container_dir(cid))
+    def delete(self, cid: str, missing_ok: bool = True) -> None:
+        """Remove a container's directory: its record, logs and writable layer.
+
+        First renamed out of sight in one step (rename(2) is atomic), then deleted: a
+        minidocker killed halfway leaves a ``.removing-*`` directory that no command
+        lists and `system prune` sweeps, never a container with half its files.
+        """
+        doomed = os.path.join(self.containers, f".removing-{cid}-{os.urandom(4).hex()}")
+        try:
+            os.rename(self.container_dir(cid), doomed)
+        except FileNotFoundError:
+            if missing_ok:
+                return
+            raise NotFound(f"No such container: {cid[:12]}") from None
+        remove_tree(doomed)
+
+    def sweep_removed(self) -> list[str]:
+        """Finish deletions a killed minidocker left halfway (see delete)."""
+        swept = [d for d in os.listdir(self.containers) if d.startswith(".removing-")]
+        for d in swept:
+            remove_tree(os.path.join(self.containers, d))
+        return swept
 
     def records(self) -> list[dict]:
         out = []
         for cid in self.ids():
             try:
                 out.append(self.load(cid))
-            except (NotFound, json.JSONDecodeError):
-                continue  # removed or being created meanwhile
+            except MinidockerError:
+                continue  # removed meanwhile (or damaged by something else: prune removes it)
         return out
 
     def resolve(self, ref: str) -> str:

@@ -23,7 +23,7 @@ import termios
 import tty
 
 from minidocker import cgroups, images, launch, trace
-from minidocker.errors import CannotExecute, CommandNotFound, MinidockerError
+from minidocker.errors import CannotExecute, CommandNotFound, Conflict, MinidockerError
 from minidocker.init import exit_status
 from minidocker.launch import Stdio
 from minidocker.store import NEVER, Store, now
@@ -45,31 +45,39 @@ def limits_of(host_config: dict) -> cgroups.Limits:
 
 def supervise(store: Store, cid: str, attach: bool, on_started=None, on_ready=None) -> int:
     """Start the container, pump its output, wait for it, record how it ended. Returns its exit code."""
-    record = store.load(cid)
+    record = store.update(cid, _claim)  # from here on, our PID in the record says "being started"
     host_config, config = record["HostConfig"], record["Config"]
     container_dir = store.container_dir(cid)
-    image = images.get(store, record["Image"])
-    remapped = host_config.get("UsernsMode") == "remap"
-    lower_dirs = images.shifted_layers(image, launch.USERNS_BASE) if remapped else image.layer_dirs
-    cgroup = cgroups.create(cid, limits_of(host_config), parent=host_config["CgroupParent"])
-    streams = Streams(config, attach)
+    cgroup = streams = None
     try:
+        image = images.get(store, record["Image"])
+        remapped = host_config.get("UsernsMode") == "remap"
+        lower_dirs = images.shifted_layers(image, launch.USERNS_BASE) if remapped else image.layer_dirs
+        cgroup = cgroups.create(cid, limits_of(host_config), parent=host_config["CgroupParent"])
+        streams = Streams(config, attach)
         pid = launch.launch(record, container_dir, lower_dirs, cgroup, streams.container_side, on_ready,
                             on_console=streams.console)
-    except BaseException as e:  # whatever went wrong, leave no cgroup or descriptor behind
-        streams.close_ours()
-        cgroup.kill_all()
-        cgroup.destroy()
+    except BaseException as e:  # whatever went wrong, leave no cgroup, descriptor or claim behind
+        if streams:
+            streams.close_ours()
+        if cgroup:
+            cgroup.kill_all()
+            cgroup.destroy()
+        failure = {"SupervisorPid": 0}
         if isinstance(e, MinidockerError):
-            error, code = str(e), e.exit_code
-            store.update(cid, lambda r: r["State"].update(Error=error, ExitCode=code))
+            failure.update(Error=str(e), ExitCode=e.exit_code)
+        try:
+            store.update(cid, lambda r: r["State"].update(failure))
+        except MinidockerError:
+            pass  # removed meanwhile (rm -f)
         raise
     finally:
-        streams.close_container_side()
+        if streams:
+            streams.close_container_side()
 
     def started(r):
         r["State"].update(Status="running", Running=True, Pid=pid, ExitCode=0, Error="", OOMKilled=False,
-                          StartedAt=now(), FinishedAt=NEVER, SupervisorPid=os.getpid())
+                          StartedAt=now(), FinishedAt=NEVER)
 
     store.update(cid, started)
     if on_started:
@@ -98,7 +106,7 @@ def finish(store: Store, cid: str, cgroup: cgroups.Cgroup, status: int) -> int:
 
     def exited(r):
         r["State"].update(Status="exited", Running=False, Pid=0, ExitCode=code, OOMKilled=oom_killed,
-                          FinishedAt=now())
+                          FinishedAt=now(), SupervisorPid=0)
 
     if store.load(cid)["HostConfig"].get("AutoRemove"):
         store.delete(cid)  # --rm: straight away, without first writing a record nobody will read
@@ -117,6 +125,38 @@ def _exec_shim(store: Store, record: dict, pid: int, outputs: dict) -> None:
     finish_command = [sys.executable, "-S", "-m", "minidocker.supervisor", store.root, record["Id"]]
     os.execv(sys.executable, [sys.executable, "-I", "-S", shim, record["LogPath"], str(pid), streams, "--",
                               *finish_command])
+
+
+def _claim(record: dict) -> None:
+    """Write our PID and its start time into the record (under the store's lock), unless a live
+    supervisor already has the container: two `start`s at once must not launch it twice."""
+    if supervisor_alive(record):
+        raise Conflict(f"container {record['Id'][:12]} is already being started or running "
+                       f"(supervisor PID {record['State']['SupervisorPid']})")
+    record["State"].update(SupervisorPid=os.getpid(), SupervisorStartTime=process_start_time(os.getpid()))
+
+
+def process_start_time(pid: int) -> int | None:
+    """When the process started, in clock ticks after boot (field 22 of /proc/PID/stat, proc(5)).
+
+    A PID alone does not name a process for long: once it exits the kernel hands
+    the number to the next fork.  PID plus start time does.
+    """
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()  # after "(comm)", which may hold spaces
+    except OSError:
+        return None
+    return None if fields[0] == "Z" else int(fields[19])  # a zombie has exited: not alive either
+
+
+def supervisor_alive(record: dict) -> bool:
+    """Is the supervisor the record names still that same process, alive?  (Not merely its PID.)"""
+    pid = record["State"].get("SupervisorPid")
+    if not pid:
+        return False
+    started = process_start_time(pid)
+    return started is not None and started == record["State"].get("SupervisorStartTime", started)
 
 
 def _signal_quietly(pid: int, signum: int) -> None:

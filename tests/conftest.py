@@ -91,7 +91,12 @@ def md(tmp_path, image_template) -> Minidocker:
 
 def cgroup_parent_of(tmp_path) -> str:
     """Each test's containers get cgroups under a parent of its own, so leaks are attributable."""
-    return f"minidocker-test-{abs(hash(str(tmp_path))):x}"
+    name = f"minidocker-test-{abs(hash(str(tmp_path))):x}"
+    _CGROUP_PARENTS_USED.add(name)
+    return name
+
+
+_CGROUP_PARENTS_USED: set[str] = set()  # for the suite-level check at the end
 
 
 def _kernel_objects(root: str | None = None, cgroup_parent: str = "minidocker",
@@ -149,3 +154,65 @@ def no_leaks(tmp_path):
             except OSError:
                 pass
     pytest.fail(f"leaked: {leaked}")
+
+
+# -- suite-level leak check ----------------------------------------------------------------
+#
+# The per-test check above looks where each test's own objects live.  This one looks at the
+# whole host once the session is over: a mount, cgroup, network namespace, link or process
+# that minidocker made during the run and that is still there fails the run, whichever test
+# (or fixture, or crash) left it.
+
+
+def _session_objects(basetemp: str) -> dict[str, set]:
+    """What minidocker made for this session: found by this session's temporary directory."""
+    with open("/proc/self/mountinfo") as f:
+        mounts = {line.split()[4] for line in f if basetemp in line}
+    cgroups = set()  # (other sessions on the machine have parents of their own: not looked at)
+    for name in {"minidocker"} | _CGROUP_PARENTS_USED:
+        for parent in glob.glob(f"/sys/fs/cgroup/*/{name}") + glob.glob(f"/sys/fs/cgroup/{name}"):
+            cgroups |= {parent} | {d.rstrip("/") for d in glob.glob(f"{parent}/*/")}
+    processes = set()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                environ = f.read().split(b"\0")
+        except OSError:
+            continue
+        if any(v.startswith(b"MINIDOCKER_ROOT=" + basetemp.encode()) for v in environ) and int(pid) != os.getpid():
+            processes.add(int(pid))
+    everything = _kernel_objects()
+    return {"mounts": mounts, "cgroups": cgroups, "network namespaces": everything["network namespaces"],
+            "links": everything["links"], "processes": processes}
+
+
+def pytest_sessionstart(session):
+    session.config._minidocker_basetemp = str(session.config._tmp_path_factory.getbasetemp())
+    session.config._minidocker_before = _session_objects(session.config._minidocker_basetemp)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    before = getattr(session.config, "_minidocker_before", None)
+    if before is None or hasattr(session.config, "workerinput"):
+        return
+    leaked = {}
+    for attempt in range(40):  # a container killed by the last test's clean-up may take a moment to go
+        after = _session_objects(session.config._minidocker_basetemp)
+        leaked = {kind: sorted(after[kind] - before[kind]) for kind in after}
+        leaked = {kind: items for kind, items in leaked.items() if items}
+        if not leaked:
+            return
+        time.sleep(0.05)
+    report = "; ".join(f"{kind}: {', '.join(map(str, items))}" for kind, items in leaked.items())
+    session.config.get_terminal_writer().line(f"\nminidocker leaked on the host after the run: {report}", red=True)
+    for pid in leaked.get("processes", ()):  # then clean up, so the machine is usable again
+        try:
+            os.kill(pid, 9)
+        except ProcessLookupError:
+            pass
+    for path in sorted(leaked.get("cgroups", ()), key=len, reverse=True):
+        try:
+            os.rmdir(path)
+        except OSError:
+            pass
+    session.exitstatus = pytest.ExitCode.TESTS_FAILED
