@@ -289,6 +289,31 @@ def system_command(args, store):
     print("Deleted Containers:\n" + "".join(f"{cid}\n" for cid in removed) if removed else "Nothing to prune")
 
 
+def grade_flags(p):
+    p.add_argument("exercises", nargs="*", help="e.g. 01_isolation or 01 (default: every exercise)")
+    p.add_argument("--solution", help="your solution file (one exercise; default exercises/NN_name/solution.py)")
+    p.add_argument("-o", "--output", default="grade-results", help="where results.json and junit.xml go")
+    p.add_argument("--timeout", type=float, default=60, help="seconds one check may take")
+    p.add_argument("--reference", action="store_true", help="grade minidocker's own functions (full marks)")
+    p.add_argument("--reset-stub", action="store_true", help="rewrite solution.py as the generated stub")
+
+
+def grade_command(args, store):
+    from minidocker import grade
+
+    exercises = grade.find(args.exercises)
+    if args.reset_stub:
+        for exercise in exercises:
+            print(grade.reset_stub(exercise))
+        return None
+    if args.solution and len(exercises) != 1:
+        raise MinidockerError("--solution needs exactly one exercise named")
+    solutions = {exercises[0].name: args.solution} if args.solution else None
+    report = grade.grade(exercises, solutions, args.output, args.timeout, reference=args.reference)
+    print(grade.table(report))
+    return 0 if report.passed else 1
+
+
 def no_flags(p):
     pass
 
@@ -310,6 +335,8 @@ COMMANDS = {
     "rename": ("rename a container", rename_flags, rename_command),
     "images": ("list images", no_flags, images_command),
     "system": ("system prune: remove stopped containers and leftovers", system_flags, system_command),
+    "grade": ("grade your exercise solutions (exercises/): a score table, JUnit XML, results.json",
+              grade_flags, grade_command),
 }
 
 

@@ -1,0 +1,198 @@
+"""The graders can be trusted: the answer key passes, the stub fails, wrong answers fail (exercises/).
+
+Each grading here is `minidocker grade` run for real: pytest runs the chapter's
+behaviour tests on the real kernel, with a solution file plugged into minidocker.
+"""
+
+import ast
+import inspect
+import json
+import os
+import subprocess
+import textwrap
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from conftest import REFERENCE_MINIDOCKER
+from minidocker import grade
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="containers need root")
+
+EXERCISES = grade.all_exercises()
+BY_NAME = {e.name: e for e in EXERCISES}
+
+
+def run_grade(tmp_path, *args: str, timeout: float = 900) -> tuple[subprocess.CompletedProcess, dict]:
+    """`minidocker grade -o tmp_path/out ARGS`; returns the process and results.json (checked to be valid)."""
+    out = tmp_path / "out"
+    result = subprocess.run([REFERENCE_MINIDOCKER, "grade", "-o", str(out), *args], capture_output=True, text=True,
+                            timeout=timeout)
+    results_path = out / "results.json"
+    if not results_path.exists():
+        return result, {}
+    results = json.loads(results_path.read_text())
+    assert set(results) >= {"score", "max_score", "tests"}
+    for test in results["tests"]:
+        assert set(test) >= {"name", "score", "max_score", "output"}
+        assert test["score"] in (0, test["max_score"])
+    assert results["score"] == sum(t["score"] for t in results["tests"])
+    junit = ET.parse(out / "junit.xml").getroot()
+    assert junit.tag == "testsuites"
+    cases = list(junit.iter("testcase"))
+    assert len(cases) == len(results["tests"])
+    assert int(junit.get("failures")) == sum(case.find("failure") is not None for case in cases) \
+        == sum(t["score"] < t["max_score"] for t in results["tests"])
+    return result, results
+
+
+def solution_file(tmp_path, exercise: grade.Exercise, body: str) -> str:
+    """The generated stub with its `raise NotImplementedError` replaced by `body`."""
+    stub = grade.stub_source(exercise)
+    raise_line = next(line for line in stub.splitlines() if "raise NotImplementedError(" in line)
+    indent = raise_line[:len(raise_line) - len(raise_line.lstrip())]
+    path = tmp_path / f"{exercise.name}_solution.py"
+    path.write_text(stub.replace(raise_line, textwrap.indent(textwrap.dedent(body).strip(), indent)))
+    return str(path)
+
+
+def scores(results: dict) -> dict[str, int]:
+    return {t["name"].split(": ", 1)[1]: t["score"] for t in results["tests"]}
+
+
+# -- the stubs are made from the reference -------------------------------------------------------
+
+
+def test_there_are_exercises_for_chapters_1_and_2():
+    assert {e.chapter for e in EXERCISES} >= {1}
+    for e in EXERCISES:
+        assert e.checks and all(c.points > 0 for c in e.checks)
+        assert os.path.isfile(os.path.join(e.folder, "README.md"))
+
+
+@pytest.mark.parametrize("exercise", EXERCISES, ids=lambda e: e.name)
+def test_the_committed_stub_is_the_generated_one(exercise):
+    with open(exercise.solution) as f:
+        assert f.read() == grade.stub_source(exercise), f"run: minidocker grade --reset-stub {exercise.name}"
+
+
+@pytest.mark.parametrize("exercise", EXERCISES, ids=lambda e: e.name)
+def test_the_stub_keeps_the_signature_and_docstring_and_raises_the_hint(exercise, tmp_path):
+    from minidocker import exercise as plug
+
+    stub = plug.load_function(exercise.solution, exercise.function)
+    reference = getattr(__import__(exercise.module, fromlist=["_"]), exercise.function)
+    assert inspect.signature(stub) == inspect.signature(reference)
+    assert stub.__doc__ == reference.__doc__
+    ast.parse(grade.reference_source(exercise))  # the file --reference grades is valid Python too
+    arguments = [None] * len(inspect.signature(stub).parameters)
+    with pytest.raises(NotImplementedError, match=exercise.hint[:30]):
+        stub(*arguments)
+
+
+@pytest.mark.parametrize("exercise", EXERCISES, ids=lambda e: e.name)
+def test_reset_stub_rewrites_the_learners_file(exercise, tmp_path, monkeypatch):
+    copy = grade.load(exercise.folder)
+    copy.folder = str(tmp_path / exercise.name)
+    os.makedirs(copy.folder)
+    with open(copy.solution, "w") as f:
+        f.write("def broken(:\n")
+    grade.reset_stub(copy)
+    with open(copy.solution) as f:
+        assert f.read() == grade.stub_source(exercise)
+
+
+# -- grading, on the real kernel -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("exercise", EXERCISES, ids=lambda e: e.name)
+def test_the_reference_gets_full_marks(exercise, tmp_path):
+    result, results = run_grade(tmp_path, "--reference", exercise.name)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert results["score"] == results["max_score"] == exercise.max_score
+    assert "total" in result.stdout and f"{exercise.max_score}/{exercise.max_score}" in result.stdout
+
+
+@pytest.mark.parametrize("exercise", EXERCISES, ids=lambda e: e.name)
+def test_the_untouched_stub_fails_every_check_and_says_what_to_look_at(exercise, tmp_path):
+    result, results = run_grade(tmp_path, exercise.name)  # the committed solution.py: the stub
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert results["score"] == 0 and results["max_score"] == exercise.max_score
+    for test in results["tests"]:
+        assert f"{exercise.function}() still raises NotImplementedError -- {exercise.hint}" in test["output"]
+    assert "FAILED" in result.stdout and exercise.hint in result.stdout
+
+
+# Plausible wrong answers, each with the checks it must lose (the others it may pass).
+WRONG = {
+    "01_isolation": [
+        ("chroot instead of pivot_root", """
+            kernel.chdir(root)
+            kernel.chroot(root)
+            kernel.chdir("/")
+        """, ["seen from the host, the container's root is a tree of its own",
+              "the chroot breakout (chdir('..') from a nested chroot) cannot reach the host"]),
+        ("pivot_root, but the old root stays mounted", """
+            kernel.chdir(root)
+            kernel.mkdir(f"{root}/.old_root", 0o700)
+            kernel.pivot_root(root, f"{root}/.old_root")
+            kernel.chdir("/")
+        """, ["no host mount and no put_old directory is left in the container"]),
+        ("detached, but the put_old directory is left behind", """
+            kernel.chdir(root)
+            kernel.mkdir(f"{root}/.old_root", 0o700)
+            kernel.pivot_root(root, f"{root}/.old_root")
+            kernel.chdir("/")
+            kernel.umount("/.old_root", MNT_DETACH)
+        """, ["no host mount and no put_old directory is left in the container"]),
+    ],
+}
+
+
+@pytest.mark.parametrize("name,label,body,must_fail",
+                         [pytest.param(name, label, body, must_fail, id=f"{name}: {label}")
+                          for name, cases in WRONG.items() for label, body, must_fail in cases])
+def test_a_wrong_solution_loses_the_checks_it_breaks(name, label, body, must_fail, tmp_path):
+    exercise = BY_NAME[name]
+    result, results = run_grade(tmp_path, name, "--solution", solution_file(tmp_path, exercise, body))
+    assert result.returncode == 1, result.stdout + result.stderr
+    lost = {check for check, score in scores(results).items() if score == 0}
+    assert lost >= set(must_fail), (label, lost, result.stdout)
+    assert "NotImplementedError" not in json.dumps(results)
+
+
+def test_a_hanging_solution_fails_within_the_timeout(tmp_path):
+    exercise = EXERCISES[0]
+    hang = solution_file(tmp_path, exercise, "import time\nwhile True:\n    time.sleep(1)")
+    result, results = run_grade(tmp_path, exercise.name, "--solution", hang, "--timeout", "5",
+                                timeout=5 * len(exercise.checks) + 120)
+    assert result.returncode == 1
+    assert results["score"] == 0
+    assert all("timed out after 5 s" in t["output"] for t in results["tests"])
+
+
+def test_a_crashing_solution_fails_and_the_grader_goes_on(tmp_path):
+    exercise = EXERCISES[0]
+    crash = solution_file(tmp_path, exercise, "import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)")
+    result, results = run_grade(tmp_path, exercise.name, "--solution", crash)
+    assert result.returncode == 1 and results["score"] == 0
+    assert len(results["tests"]) == len(exercise.checks)
+
+
+def test_a_solution_that_does_not_load_says_which_line(tmp_path):
+    exercise = EXERCISES[0]
+    broken = tmp_path / "broken.py"
+    broken.write_text(f"def {exercise.function}(:\n    pass\n")
+    result, results = run_grade(tmp_path, exercise.name, "--solution", str(broken))
+    assert result.returncode == 1 and results["score"] == 0
+    assert all("does not load (line 1): SyntaxError" in t["output"] for t in results["tests"])
+
+
+@pytest.mark.parametrize("args,message", [
+    (["99_nope"], "unknown exercise '99_nope': the exercises are 01_isolation"),
+    (["01", "--solution", "/nonexistent/solution.py"], "no solution file /nonexistent/solution.py"),
+])
+def test_bad_input_is_one_line_and_125(tmp_path, args, message):
+    result, results = run_grade(tmp_path, *args)
+    assert result.returncode == 125 and results == {}
+    assert result.stderr.startswith(f"minidocker: {message}") and result.stderr.count("\n") == 1
