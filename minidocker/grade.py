@@ -280,7 +280,7 @@ def _grade_one(exercise: Exercise, solution: str, work: str, timeout: float) -> 
     outcomes = _read_pytest_junit(pytest_junit)
     results = []
     for check in exercise.checks:
-        passed, text, seconds = outcomes.get(_junit_key(check.test)) or (
+        passed, text, seconds = _outcome(outcomes, check.test) or (
             False, "this check did not run; pytest said:\n" + log.decode(errors="replace")[-2000:], 0.0)
         output = "" if passed else _advice(exercise, check, text, timeout, cli)
         results.append(CheckResult(exercise.name, check, passed, output, seconds))
@@ -300,6 +300,17 @@ def _junit_key(node_id: str) -> tuple[str, str]:
     """tests/test_x.py::test_y[a] -> ('tests.test_x', 'test_y[a]'), as pytest's JUnit XML names it."""
     path, _, name = node_id.partition("::")
     return path.removesuffix(".py").replace("/", "."), name.replace("::", ".")
+
+
+def _outcome(outcomes: dict, node_id: str) -> tuple[bool, str, float] | None:
+    """The outcome of one test; a parametrized test named without its [case] passes when every case does."""
+    classname, name = _junit_key(node_id)
+    cases = [outcome for (c, n), outcome in outcomes.items()
+             if c == classname and (n == name or ("[" not in name and n.startswith(name + "[")))]
+    if not cases:
+        return None
+    return (all(passed for passed, _, _ in cases), "\n".join(text for passed, text, _ in cases if not passed),
+            sum(seconds for _, _, seconds in cases))
 
 
 def _read_pytest_junit(path: str) -> dict[tuple[str, str], tuple[bool, str, float]]:

@@ -64,7 +64,7 @@ def scores(results: dict) -> dict[str, int]:
 
 
 def test_there_are_exercises_for_chapters_1_and_2():
-    assert {e.chapter for e in EXERCISES} >= {1}
+    assert {e.chapter for e in EXERCISES} >= {1, 2}
     for e in EXERCISES:
         assert e.checks and all(c.points > 0 for c in e.checks)
         assert os.path.isfile(os.path.join(e.folder, "README.md"))
@@ -146,6 +146,28 @@ WRONG = {
             kernel.umount("/.old_root", MNT_DETACH)
         """, ["no host mount and no put_old directory is left in the container"]),
     ],
+    "02_create_and_run": [
+        ("the image's CMD is always appended", """
+            chosen_entrypoint = [entrypoint] if entrypoint else list(image_entrypoint or [])
+            command = chosen_entrypoint + list(image_cmd or []) + list(args)
+            if not command:
+                raise MinidockerError("No command specified")
+            return command
+        """, ["arguments after the image replace its CMD",
+              "--entrypoint replaces the ENTRYPOINT and drops the image's CMD"]),
+        ("--entrypoint keeps the image's CMD", """
+            chosen_entrypoint = [entrypoint] if entrypoint else list(image_entrypoint or [])
+            command = chosen_entrypoint + (list(args) if args else list(image_cmd or []))
+            if not command:
+                raise MinidockerError("No command specified")
+            return command
+        """, ["--entrypoint replaces the ENTRYPOINT and drops the image's CMD"]),
+        ("an empty command is not refused", """
+            if entrypoint is not None:
+                return ([entrypoint] if entrypoint else []) + list(args)
+            return list(image_entrypoint or []) + (list(args) if args else list(image_cmd or []))
+        """, ["nothing to run is refused (125, 'No command specified') and nothing is created"]),
+    ],
 }
 
 
@@ -189,7 +211,7 @@ def test_a_solution_that_does_not_load_says_which_line(tmp_path):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["99_nope"], "unknown exercise '99_nope': the exercises are 01_isolation"),
+    (["99_nope"], "unknown exercise '99_nope': the exercises are 01_isolation, 02_create_and_run"),
     (["01", "--solution", "/nonexistent/solution.py"], "no solution file /nonexistent/solution.py"),
 ])
 def test_bad_input_is_one_line_and_125(tmp_path, args, message):
