@@ -219,6 +219,8 @@ def grade(exercises: list[Exercise], solutions: dict[str, str] | None = None, ou
     reference=True grades minidocker's own functions instead: the proof that the checks can be passed.
     Writes results.json (Gradescope) and junit.xml into output_dir.
     """
+    if os.geteuid() != 0:
+        raise MinidockerError("grading runs real containers: run it as root (sudo minidocker grade ...)")
     os.makedirs(output_dir, exist_ok=True)
     results = []
     for exercise in exercises:
