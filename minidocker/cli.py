@@ -301,6 +301,8 @@ def grade_flags(p):
 def grade_command(args, store):
     from minidocker import grade
 
+    if args.reset_stub and not args.exercises:  # it overwrites the learner's work: never all by default
+        raise MinidockerError("--reset-stub overwrites your solution.py: name the exercise(s) to reset")
     exercises = grade.find(args.exercises)
     if args.reset_stub:
         for exercise in exercises:
