@@ -221,6 +221,8 @@ def grade(exercises: list[Exercise], solutions: dict[str, str] | None = None, ou
     """
     if os.geteuid() != 0:
         raise MinidockerError("grading runs real containers: run it as root (sudo minidocker grade ...)")
+    if not timeout > 0:  # pytest-timeout reads 0 as "no limit": a hanging solution would stall the grader
+        raise MinidockerError(f"invalid value {timeout:g} for --timeout: seconds, more than 0")
     os.makedirs(output_dir, exist_ok=True)
     results = []
     for exercise in exercises:

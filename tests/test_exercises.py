@@ -232,6 +232,7 @@ def test_a_solution_that_does_not_load_says_which_line(tmp_path):
     (["01", "--solution", "/nonexistent/solution.py"], "no solution file /nonexistent/solution.py"),
     (["02"], "ambiguous exercise '02': the exercises are 01_isolation, 02_cidfile, 02_create_and_run"),
     (["01", "02_cidfile", "--solution", "x.py"], "--solution needs exactly one exercise named"),
+    (["01", "--timeout", "0"], "invalid value 0 for --timeout: seconds, more than 0"),
     (["--reset-stub"], "--reset-stub overwrites your solution.py: name the exercise(s) to reset"),
 ])
 def test_bad_input_is_one_line_and_125(tmp_path, args, message):
