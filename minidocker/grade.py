@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 
 from minidocker.errors import MinidockerError
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # a clone: exercises/ and tests/ beside the code
 DEFAULT_OUTPUT = "grade-results"
 DEFAULT_TIMEOUT = 60  # seconds per check: a container starts in well under one
 DETAILS = "\n---- details ----\n"  # what follows it in a check's output is pytest's traceback
@@ -98,7 +98,7 @@ def load(folder: str) -> Exercise:
 
 
 def all_exercises(directory: str | None = None) -> list[Exercise]:
-    directory = directory or exercises_dir()
+    directory = os.path.abspath(directory or exercises_dir())
     if not os.path.isdir(directory):
         raise MinidockerError(f"no exercises directory at {directory} (set MINIDOCKER_EXERCISES)")
     return [load(os.path.join(directory, name)) for name in sorted(os.listdir(directory))
@@ -255,6 +255,7 @@ def _write_cli_wrapper(exercise: Exercise, solution: str, work: str) -> str:
 
 def _grade_one(exercise: Exercise, solution: str, work: str, timeout: float) -> list[CheckResult]:
     """Run the exercise's checks (pytest) with the learner's function plugged in; one result per check."""
+    repo = os.path.dirname(os.path.dirname(exercise.folder))  # the checks' test node ids are relative to it
     cli = _write_cli_wrapper(exercise, solution, work)
     problem = _load_problem(cli, timeout)
     if problem:  # no check can pass: say why once, in every check, without running them
@@ -265,11 +266,11 @@ def _grade_one(exercise: Exercise, solution: str, work: str, timeout: float) -> 
         os.unlink(pytest_junit)
     basetemp = tempfile.mkdtemp(prefix=f"minidocker-grade-{exercise.name}-")  # not the caller's pytest's
     command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--tb=short", f"--basetemp={basetemp}",
-               f"--timeout={timeout:g}", f"--junitxml={pytest_junit}", "--rootdir", REPO,
+               f"--timeout={timeout:g}", f"--junitxml={pytest_junit}", "--rootdir", repo,
                *[c.test for c in exercise.checks]]
     env = {**os.environ, "MINIDOCKER_CLI": cli}
     # Its own session, so that whatever it leaves hanging can be killed as a group.
-    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    process = subprocess.Popen(command, cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                start_new_session=True)
     overall = timeout * len(exercise.checks) + 60  # every check timing out, plus pytest's own start
     try:
