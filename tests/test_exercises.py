@@ -5,6 +5,7 @@ behaviour tests on the real kernel, with a solution file plugged into minidocker
 """
 
 import ast
+import importlib
 import inspect
 import json
 import os
@@ -82,7 +83,7 @@ def test_the_stub_keeps_the_signature_and_docstring_and_raises_the_hint(exercise
     from minidocker import exercise as plug
 
     stub = plug.load_function(exercise.solution, exercise.function)
-    reference = getattr(__import__(exercise.module, fromlist=["_"]), exercise.function)
+    reference = getattr(importlib.import_module(exercise.module), exercise.function)
     assert inspect.signature(stub) == inspect.signature(reference)
     assert stub.__doc__ == reference.__doc__
     ast.parse(grade.reference_source(exercise))  # the file --reference grades is valid Python too
