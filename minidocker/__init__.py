@@ -15,6 +15,8 @@ Read the modules in chapter order:
     supervisor.py  the shim beside each container; shim.py: its lean waiting half; enter.py: exec
     api.py         the Python API; cli.py: the command line over it
     notebook.py    the notebooks' Lab: a private state root, short cells, the trace as a table
+    grade.py       the graded exercises (exercises/): stubs made from this code, and the grader;
+    exercise.py    minidocker with one function replaced by a learner's
 """
 
 __version__ = "0.1.0"
