@@ -122,7 +122,7 @@ def main() -> None:
         shutil.rmtree(workdir, ignore_errors=True)
     medians = {key: statistics.median(r[key] for r in results) for key in results[0]}
     untar = medians["baseline: tar -xf of the 3 tars"]
-    print(f"| step | median ms | / tar -xf |\n|---|---:|---:|")
+    print("| step | median ms | / tar -xf |\n|---|---:|---:|")
     for key, value in medians.items():
         print(f"| {key} | {value:.0f} | {value / untar:.2f}× |")
 
