@@ -251,3 +251,16 @@ def test_whiteouts_and_opaque_dirs_hold_in_a_user_namespace_and_commit_maps_owne
     md.out("commit", "r", "op:2")
     assert md.out("run", "--rm", "op:2", "stat", "-c", "%u %g", "/var/x") == "0 0"
     assert md.out("run", "--rm", "op:2", "ls", "/var") == "x"
+
+
+def test_a_running_container_can_be_diffed_exported_and_committed(md, tmp_path):
+    md.out("run", "-d", "--name", "live", "busybox", "sh", "-c", "echo live > /live; rm /etc/group; sleep 60")
+    md.wait_for(lambda: "A /live" in md.out("diff", "live"), what="the container's first write")
+    exported = tmp_path / "live.tar"
+    md.out("export", "-o", str(exported), "live")
+    with tarfile.open(exported) as tar:
+        assert tar.extractfile("live").read() == b"live\n" and "etc/group" not in tar.getnames()
+    md.out("commit", "live", "live:1")
+    assert md.out("run", "--rm", "live:1", "cat", "/live") == "live"
+    with open("/proc/self/mountinfo") as f:
+        assert md.root not in f.read()  # export's overlay lived and died in a mount namespace of its own
