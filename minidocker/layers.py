@@ -100,12 +100,14 @@ def register_layer(store, tar_fileobj, expected_diff_id: str | None = None) -> s
         os.mkdir(tree, 0o755)
         members = unpack(spool, tree)
         split = _write_split(spool, members, tree, diff_id, os.path.join(work, "tar-split"))
-        os.replace(split, f"{final}.{os.path.basename(split)}")  # (an orphan of this is harmless)
+        record = f"{final}.{os.path.basename(split)}"
+        os.replace(split, record)
         try:
             os.rename(tree, final)  # the commit point: from here on the layer exists
         except OSError:
-            if not os.path.isdir(final):
-                raise  # (else another process registered the same layer meanwhile: fine)
+            if not os.path.isdir(final):  # (else another process registered the same layer meanwhile: fine)
+                os.unlink(record)
+                raise
         trace.record(f"mv {tree} {final}", "the layer is stored under its diff ID, unpacked once")
         return diff_id
     except OSError as e:
