@@ -102,12 +102,14 @@ def register_layer(store, tar_fileobj, expected_diff_id: str | None = None) -> s
         os.mkdir(tree, 0o755)
         members = unpack(spool, tree)
         split = _write_split(spool, members, tree, diff_id, os.path.join(work, "tar-split"))
-        os.replace(split, f"{final}.{os.path.basename(split)}")  # (an orphan of this is harmless)
+        record = f"{final}.{os.path.basename(split)}"
+        os.replace(split, record)
         try:
             os.rename(tree, final)  # the commit point: from here on the layer exists
         except OSError:
-            if not os.path.isdir(final):
-                raise  # (else another process registered the same layer meanwhile: fine)
+            if not os.path.isdir(final):  # (else another process registered the same layer meanwhile: fine)
+                os.unlink(record)
+                raise
         trace.record(f"mv {tree} {final}", "the layer is stored under its diff ID, unpacked once")
         return diff_id
     except OSError as e:
@@ -214,25 +216,38 @@ def _apply_whiteouts(tar, dest: str):
         if not base.startswith(WHITEOUT_PREFIX):
             yield member
             continue
-        _safe_for_a_layer(member, dest)
+        _safe_for_a_layer(member, dest)  # the whiteout's directory must not lead outside either
         if not member.isreg():
             raise tarfile.FilterError(f"whiteout {member.name!r} is not an empty file")
-        parent = os.path.join(dest, directory)
-        os.makedirs(parent, exist_ok=True)
-        if base == OPAQUE_MARKER:
-            kernel.setxattr(parent, OPAQUE_XATTR, b"y", why="opaque directory: lower layers' entries are hidden")
-            continue
         hidden = base[len(WHITEOUT_PREFIX):]
-        if hidden.startswith(WHITEOUT_PREFIX):
+        if hidden.startswith(WHITEOUT_PREFIX) and base != OPAQUE_MARKER:
             continue  # other .wh..wh.* names are aufs bookkeeping, meaningless here (Docker skips them too)
         if hidden in ("", ".", ".."):
             raise tarfile.FilterError(f"bad whiteout name {member.name!r}")
-        target = os.path.join(parent, hidden)
-        if os.path.isdir(target) and not os.path.islink(target):
-            shutil.rmtree(target)
-        elif os.path.lexists(target):
-            os.unlink(target)
-        kernel.mknod(target, "c", 0, 0, mode=0o000, why=f"whiteout: {hidden} is deleted in this layer")
+        parent = os.path.join(dest, directory)
+        os.makedirs(parent, exist_ok=True)
+        apply_whiteout(parent, base)
+
+
+def apply_whiteout(directory: str, whiteout: str) -> None:
+    """Turn the OCI whiteout file named `whiteout`, met in a layer tar in `directory`, into overlayfs's form.
+
+    ``.wh..wh..opq`` makes `directory` opaque: the xattr
+    ``trusted.overlay.opaque`` set to ``y``.  ``.wh.NAME`` deletes NAME: a
+    character device with device number 0/0 named NAME in `directory`,
+    replacing whatever this layer itself put there.  (The names have been
+    checked: `directory` is inside the layer, NAME is a plain name.)
+    """
+    if whiteout == OPAQUE_MARKER:
+        kernel.setxattr(directory, OPAQUE_XATTR, b"y", why="opaque directory: lower layers' entries are hidden")
+        return
+    hidden = whiteout[len(WHITEOUT_PREFIX):]
+    target = os.path.join(directory, hidden)
+    if os.path.isdir(target) and not os.path.islink(target):
+        shutil.rmtree(target)
+    elif os.path.lexists(target):
+        os.unlink(target)
+    kernel.mknod(target, "c", 0, 0, mode=0o000, why=f"whiteout: {hidden} is deleted in this layer")
 
 
 def _check_end_of_archive(tar_path: str, end: int) -> None:

@@ -216,3 +216,19 @@ def test_remove_layer_leaves_other_layers(store):
     doomed = layers.register_layer(store, io.BytesIO(make_tar(*GOOD)))
     layers.remove_layer(store, doomed)
     assert snapshot(store.root) == before and layers.has_layer(store, kept) and not layers.has_layer(store, doomed)
+
+
+def test_a_layer_stored_without_a_record_is_given_back_from_its_tree(store, tmp_path):
+    """Layers unpacked by an older minidocker have no tar-split: their tar was the reproducible one."""
+    tree = tmp_path / "tree"
+    (tree / "etc").mkdir(parents=True)
+    (tree / "etc" / "motd").write_text("hi\n")
+    os.symlink("/bin/busybox", tree / "sh")
+    spool = io.BytesIO()
+    layers.write_tar(str(tree), spool, reproducible=True)
+    diff_id = layers.register_layer(store, io.BytesIO(spool.getvalue()))
+    assert diff_id == layers.tar_digest(str(tree))
+    os.unlink(layers.layer_dir(store, diff_id) + ".tar-split")
+    out = io.BytesIO()
+    layers.layer_tar(store, diff_id, out)
+    assert out.getvalue() == spool.getvalue()

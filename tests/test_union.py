@@ -251,3 +251,37 @@ def test_whiteouts_and_opaque_dirs_hold_in_a_user_namespace_and_commit_maps_owne
     md.out("commit", "r", "op:2")
     assert md.out("run", "--rm", "op:2", "stat", "-c", "%u %g", "/var/x") == "0 0"
     assert md.out("run", "--rm", "op:2", "ls", "/var") == "x"
+
+
+def test_a_running_container_can_be_diffed_exported_and_committed(md, tmp_path):
+    md.out("run", "-d", "--name", "live", "busybox", "sh", "-c", "echo live > /live; rm /etc/group; sleep 60")
+    md.wait_for(lambda: "A /live" in md.out("diff", "live"), what="the container's first write")
+    exported = tmp_path / "live.tar"
+    md.out("export", "-o", str(exported), "live")
+    with tarfile.open(exported) as tar:
+        assert tar.extractfile("live").read() == b"live\n" and "etc/group" not in tar.getnames()
+    md.out("commit", "live", "live:1")
+    assert md.out("run", "--rm", "live:1", "cat", "/live") == "live"
+    with open("/proc/self/mountinfo") as f:
+        assert md.root not in f.read()  # export's overlay lived and died in a mount namespace of its own
+
+
+def test_a_committed_deletion_stays_deleted(md):
+    md.out("run", "--name", "c", "busybox", "rm", "/etc/group", "/bin/ls")
+    md.out("commit", "c", "deleted")
+    top = images.get(Store(md.root), "deleted").layer_dirs[-1]
+    for name in ("etc/group", "bin/ls"):
+        st = os.lstat(f"{top}/{name}")
+        assert stat.S_ISCHR(st.st_mode) and st.st_rdev == os.makedev(0, 0), f"{name} should be a whiteout"
+    assert not os.path.lexists(f"{top}/etc/.wh.group")
+    seen = md("run", "--rm", "deleted", "sh", "-c", "cat /etc/group; test -e /bin/ls")
+    assert seen.returncode == 1 and "No such file" in seen.stderr and "root:x:0:" not in seen.stdout
+
+
+def test_a_committed_directory_made_again_hides_the_lower_one(md):
+    md.out("run", "--name", "c", "busybox", "sh", "-c", "rm -rf /usr/bin && mkdir /usr/bin && echo mine > /usr/bin/mine")
+    md.out("commit", "c", "opaque")
+    top = images.get(Store(md.root), "opaque").layer_dirs[-1]
+    assert os.getxattr(f"{top}/usr/bin", "trusted.overlay.opaque") == b"y"
+    assert sorted(os.listdir(f"{top}/usr/bin")) == ["mine"]
+    assert md.out("run", "--rm", "opaque", "ls", "/usr/bin") == "mine"

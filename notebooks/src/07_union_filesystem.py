@@ -297,6 +297,10 @@ lab.remove(box)
 #   whiteout; a directory made again is opaque.
 # * `commit` = tar the upper layer (whiteouts as `.wh.` files) = one more layer; `export` = the merged
 #   view, flat, with no layers and no history.
+#
+# **Graded exercise** (`exercises/07_union_filesystem`): write `apply_whiteout`, the function that
+# turns a layer tar's `.wh.` files into the whiteouts and opaque directories you saw in section 3;
+# `sudo .venv/bin/minidocker grade 07` runs this chapter's commit tests with your function inside minidocker.
 
 # %%
 print(lab.cleanup())
