@@ -430,3 +430,38 @@ def follow_logs(ref: str, follow: bool = False, store: Store | None = None):
             yield from entries
             return
         time.sleep(0.05)
+
+
+# -- moving images: save / load / pull / push (chapter 3) --------------------------------------
+
+
+def save(refs: list[str], out, store: Store | None = None) -> None:
+    """Write images to the binary file `out` as a docker-archive tar (what `docker save` writes)."""
+    from minidocker import archive
+
+    archive.save(_store(store), refs, out)
+
+
+def load(source, store: Store | None = None) -> list[str]:
+    """Load a docker-archive or OCI layout (a path: tar or directory; or a binary stream)."""
+    from minidocker import archive
+
+    return archive.load(_store(store), source)
+
+
+def pull(name: str, progress=None, out=None, store: Store | None = None) -> str:
+    """Download an image from its registry (OCI distribution API); returns its ID."""
+    import sys
+
+    from minidocker import registry
+
+    return registry.pull(_store(store), name, progress=progress, out=out or sys.stdout)
+
+
+def push(name: str, progress=None, out=None, store: Store | None = None) -> str:
+    """Upload a local image to the registry its name says; returns the manifest digest."""
+    import sys
+
+    from minidocker import registry
+
+    return registry.push(_store(store), name, progress=progress, out=out or sys.stdout)

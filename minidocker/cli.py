@@ -115,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("container")
     p.add_argument("new_name")
     commands.add_parser("images", help="list images")
+    _add_moving_commands(commands)
     p = commands.add_parser("system", help="system prune: remove stopped containers and leftovers")
     p.add_argument("action", choices=["prune"])
     p.add_argument("-f", "--force", action="store_true")
@@ -164,6 +165,8 @@ def _dispatch(args) -> int | None:
 
     store = Store()
     explain = _explainer(args, store)
+    if args.subcommand in ("save", "load", "pull", "push"):
+        return _moving(args, store, explain)
     if args.subcommand in ("run", "create"):
         options = _options(args)
         if args.subcommand == "create":
@@ -238,6 +241,57 @@ def _dispatch(args) -> int | None:
         removed = api.prune(store=store)
         print("Deleted Containers:\n" + "".join(f"{cid}\n" for cid in removed) if removed else "Nothing to prune")
     return None
+
+
+def _add_moving_commands(commands) -> None:
+    p = commands.add_parser("save", help="write images to a tar (docker-archive), stdout by default")
+    p.add_argument("-o", "--output", help="write to this file instead of stdout")
+    p.add_argument("images", nargs="+")
+    p = commands.add_parser("load", help="load images from a docker-archive or OCI layout (tar or directory)")
+    p.add_argument("-i", "--input", help="read this file or directory instead of stdin")
+    p.add_argument("-q", "--quiet", action="store_true")
+    for name, summary in (("pull", "download an image from a registry"), ("push", "upload an image to a registry")):
+        p = commands.add_parser(name, help=summary)
+        p.add_argument("-q", "--quiet", action="store_true", help="no progress, only the result")
+        p.add_argument("image")
+
+
+def _moving(args, store, explain) -> None:
+    """save, load, pull, push (chapter 3): images in and out of the store."""
+    import io
+
+    from minidocker import api
+
+    if args.subcommand == "save":
+        if args.output:
+            import os
+
+            tmp = f"{args.output}.tmp-{os.getpid()}"
+            try:
+                with open(tmp, "wb") as f:
+                    api.save(args.images, f, store=store)
+                os.replace(tmp, args.output)  # a failed save leaves no half-written file
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+        elif sys.stdout.isatty():
+            raise MinidockerError("cowardly refusing to save to a terminal. Use the -o flag or redirect")
+        else:
+            api.save(args.images, sys.stdout.buffer, store=store)
+    elif args.subcommand == "load":
+        for line in api.load(args.input or sys.stdin.buffer, store=store):
+            if not args.quiet:
+                print(line)
+    else:
+        progress = None
+        if not args.quiet and sys.stderr.isatty():
+            from tqdm import tqdm as progress
+        out = io.StringIO() if args.quiet else sys.stdout
+        result = (api.pull if args.subcommand == "pull" else api.push)(args.image, progress, out, store=store)
+        if args.quiet:
+            print(result if args.subcommand == "pull" else args.image)
+    if explain:
+        explain()
 
 
 def render_format(template: str, record: dict) -> str:
