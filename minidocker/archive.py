@@ -154,7 +154,8 @@ def _load_tar(store: Store, path: str) -> list[str]:
     except (tarfile.TarError, EOFError, OSError) as e:
         if isinstance(e, (FileNotFoundError, IsADirectoryError)):
             raise
-        raise MinidockerError(f"not a readable image archive (truncated or corrupt?): {e}") from None
+        first_line = str(e).split("\n", 1)[0].rstrip(":")
+        raise MinidockerError(f"not a readable image archive (truncated or corrupt?): {first_line}") from None
 
 
 def _load_from(store: Store, files) -> list[str]:
