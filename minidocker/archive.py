@@ -78,10 +78,18 @@ def save(store: Store, refs: list[str], out) -> None:
 
 def manifest_entry(ref: str, image: images.Image) -> dict:
     """One image's entry in manifest.json: where its config and its layers are inside the archive."""
-    is_id = ref.removeprefix("sha256:") in image.id and not any(t.startswith(ref) for t in image.tags)
     return {"Config": image.id.split(":", 1)[1] + ".json",
-            "RepoTags": [] if is_id else [images.normalize(ref)],
+            "RepoTags": _tag_named_by(ref, image),
             "Layers": [d.split(":", 1)[1] + "/layer.tar" for d in image.config["rootfs"]["diff_ids"]]}
+
+
+def _tag_named_by(ref: str, image: images.Image) -> list[str]:
+    """`save alpine:3.19` records that tag; `save <image ID>` records none (as Docker does)."""
+    try:
+        name = images.normalize(ref)
+    except MinidockerError:
+        return []
+    return [name] if name in image.tags else []
 
 
 def _merge_entry(manifest: list[dict], entry: dict) -> None:
