@@ -298,3 +298,31 @@ def test_token_auth_challenge_push_and_pull(md, empty_md, tmp_path):
         if registry:
             registry.stop()
         tokens.stop()
+
+
+def test_progress_bars_on_a_terminal(md, empty_md, registry):
+    """With stderr on a terminal, each layer's bytes are counted by a tqdm bar (not when redirected)."""
+    import pty
+
+    from conftest import MINIDOCKER
+
+    name = f"{registry.host}/progress/busybox:1"
+    tag(md, "busybox", name)
+    md.out("push", name)
+    import fcntl
+    import struct
+    import termios
+
+    controller, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))  # a new pty has 0 columns
+    try:
+        result = subprocess.run([MINIDOCKER, "pull", name], env=empty_md.env, stdout=subprocess.PIPE,
+                                stderr=terminal, timeout=60)
+        os.set_blocking(controller, False)
+        shown = os.read(controller, 1 << 16).decode(errors="replace")
+    finally:
+        os.close(controller)
+        os.close(terminal)
+    assert result.returncode == 0
+    assert "B/s" in shown or "100%" in shown, shown
+    assert "B/s" not in empty_md("pull", name).stderr  # redirected: no bar
