@@ -130,7 +130,7 @@ def test_pull_what_skopeo_pushed_a_docker_schema2_image_with_gzip_layers(md, emp
     assert manifest["layers"][0]["mediaType"].endswith("tar.gzip")
     result = empty_md("--explain", "pull", f"{registry.host}/from/skopeo")  # no tag: latest
     assert result.returncode == 0, result.stderr
-    assert f"curl -sS -H 'Accept: " in result.stderr and f"/v2/from/skopeo/manifests/latest" in result.stderr
+    assert "curl -sS -H 'Accept: " in result.stderr and "/v2/from/skopeo/manifests/latest" in result.stderr
     assert empty_md.out("run", "--rm", name, "echo", "ok") == "ok"
 
 
