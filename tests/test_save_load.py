@@ -273,3 +273,20 @@ def _with_tty_stdout(md, args):
     finally:
         os.close(controller)
         os.close(terminal)
+
+
+def test_a_gzip_compressed_archive_loads(md, empty_md, tmp_path):
+    """`docker save busybox | gzip > busybox.tar.gz` is a common way to ship one: load reads it as is."""
+    import gzip
+
+    md.out("save", "-o", str(tmp_path / "bb.tar"), "busybox")
+    (tmp_path / "bb.tar.gz").write_bytes(gzip.compress((tmp_path / "bb.tar").read_bytes()))
+    assert empty_md.out("load", "-i", str(tmp_path / "bb.tar.gz")) == "Loaded image: busybox:latest"
+    assert empty_md.out("run", "--rm", "busybox", "echo", "unzipped") == "unzipped"
+
+
+def test_explain_shows_the_tar_steps(md, empty_md, tmp_path):
+    saved = md("--explain", "save", "-o", str(tmp_path / "bb.tar"), "busybox")
+    assert saved.returncode == 0 and "tar -cf - manifest.json repositories" in saved.stderr
+    loaded = empty_md("--explain", "load", "-i", str(tmp_path / "bb.tar"))
+    assert loaded.returncode == 0 and "tar -x" in loaded.stderr, loaded.stderr
