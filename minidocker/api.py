@@ -226,7 +226,7 @@ def run(image: str, command: list[str] | None = None, options: Options | None = 
 
 
 def last_trace() -> list[trace.Step]:
-    """The kernel steps of the last create/start/run/exec in this process: what --explain prints."""
+    """The kernel steps of the last create/start/run/exec (or save/load/pull/push): what --explain prints."""
     return trace.steps()
 
 
@@ -439,6 +439,7 @@ def save(refs: list[str], out, store: Store | None = None) -> None:
     """Write images to the binary file `out` as a docker-archive tar (what `docker save` writes)."""
     from minidocker import archive
 
+    trace.take()  # last_trace(): this command's steps only
     archive.save(_store(store), refs, out)
 
 
@@ -446,6 +447,7 @@ def load(source, store: Store | None = None) -> list[str]:
     """Load a docker-archive or OCI layout (a path: tar or directory; or a binary stream)."""
     from minidocker import archive
 
+    trace.take()  # last_trace(): this command's steps only
     return archive.load(_store(store), source)
 
 
@@ -455,6 +457,7 @@ def pull(name: str, progress=None, out=None, store: Store | None = None) -> str:
 
     from minidocker import registry
 
+    trace.take()  # last_trace(): this command's steps only
     return registry.pull(_store(store), name, progress=progress, out=out or sys.stdout)
 
 
@@ -464,4 +467,5 @@ def push(name: str, progress=None, out=None, store: Store | None = None) -> str:
 
     from minidocker import registry
 
+    trace.take()  # last_trace(): this command's steps only
     return registry.push(_store(store), name, progress=progress, out=out or sys.stdout)
