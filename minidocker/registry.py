@@ -72,11 +72,14 @@ class Client:
     # -- HTTP, with the token dance ----------------------------------------------------------
 
     def request(self, method: str, url: str, headers: dict | None = None, body=None, length: int | None = None,
-                ok=(200,), why: str = ""):
-        """Send one request (again with a token if challenged); returns the open response."""
+                ok=(200,), why: str = "", shown_as: dict | None = None):
+        """Send one request (again with a token if challenged); returns the open response.
+
+        `shown_as` changes what --explain shows: {"url_shown": ..., "body": FILE, "capture": "VAR=FORMAT"}.
+        """
         headers = dict(headers or {})
         for attempt in (1, 2):
-            _explain_curl(method, url, headers, body is not None, self.token, why)
+            _explain_curl(method, url, headers, body is not None, self.token, why, **(shown_as or {}))
             req = urllib.request.Request(url, data=body, method=method, headers=headers)
             if length is not None:
                 req.add_header("Content-Length", str(length))
@@ -110,7 +113,7 @@ class Client:
             return False
         url = realm + "?" + urllib.parse.urlencode({k: v for k, v in fields.items() if k in ("service", "scope")})
         _explain_curl("GET", url, {}, False, None, "the registry said 401: fetch a token from its auth server",
-                      token_out=True)
+                      capture="TOKEN=| jq -r .token")
         try:
             with self.opener.open(url, timeout=60) as response:
                 answer = json.load(response)
@@ -150,16 +153,19 @@ class Client:
     def upload_blob(self, digest: str, fileobj, size: int) -> None:
         """POST for an upload location, then PUT all the bytes there with their digest (a monolithic upload)."""
         with self.request("POST", f"{self.base}/blobs/uploads/", body=b"", ok=(202,),
-                          why="start an upload: the registry answers with a Location") as response:
+                          why="start an upload: the registry answers with a Location",
+                          shown_as={"body": "/dev/null", "capture": "LOCATION=%header{location}"}) as response:
             location = urllib.parse.urljoin(self.base, response.headers["Location"])
         separator = "&" if "?" in location else "?"
         self.request("PUT", f"{location}{separator}digest={digest}", {"Content-Type": "application/octet-stream"},
-                     body=fileobj, length=size, ok=(201,), why="the blob's bytes; the registry checks the digest"
+                     body=fileobj, length=size, ok=(201,), why="the blob's bytes; the registry checks the digest",
+                     shown_as={"url_shown": f'"$LOCATION{separator}digest={digest}"', "body": "BLOB"}
                      ).close()
 
     def put_manifest(self, tag: str, media_type: str, raw: bytes) -> str:
         with self.request("PUT", f"{self.base}/manifests/{tag}", {"Content-Type": media_type}, body=raw,
-                          ok=(201,), why="the manifest, under its tag: now the image exists there") as response:
+                          ok=(201,), why="the manifest, under its tag: now the image exists there",
+                          shown_as={"body": "manifest.json"}) as response:
             return response.headers.get("Docker-Content-Digest") or content.sha256(raw)
 
 
@@ -185,8 +191,12 @@ def _registry_error(e: urllib.error.HTTPError, ref: reference.Reference) -> Mini
     return MinidockerError(f"registry {ref.registry} answered {e.code}: {detail}")
 
 
-def _explain_curl(method, url, headers, has_body, token, why, token_out=False):
-    """Record a request as the curl command that repeats it ($TOKEN: the token from the auth step)."""
+def _explain_curl(method, url, headers, has_body, token, why, url_shown=None, body="FILE", capture=None):
+    """Record a request as the curl command that repeats it ($TOKEN: the token from the auth step).
+
+    capture "VAR=FORMAT" keeps part of the answer in a shell variable: "TOKEN=| jq -r .token" pipes
+    the body through jq; "LOCATION=%header{location}" keeps a response header (curl -w).
+    """
     import shlex
 
     parts = ["curl", "-sS"]
@@ -199,10 +209,12 @@ def _explain_curl(method, url, headers, has_body, token, why, token_out=False):
     if token:
         command += ' -H "Authorization: Bearer $TOKEN"'
     if has_body:
-        command += " --data-binary @FILE"
-    command += " -L " + shlex.quote(url)
-    if token_out:
-        command = f"TOKEN=$({command} | jq -r .token)"
+        command += f" --data-binary @{body}"
+    command += " -L " + (url_shown or shlex.quote(url))
+    if capture:
+        variable, _, how = capture.partition("=")
+        command = (f"{variable}=$({command} {how})" if how.startswith("|")
+                   else f"{variable}=$({command} -o /dev/null -w {shlex.quote(how)})")
     trace.record(command, why)
 
 

@@ -177,6 +177,62 @@ print("minidocker's:     ", image_id[7:])
 # OCI image layout that `skopeo copy … oci:DIR` writes (`index.json` → manifest → blobs, every one
 # named by its digest).
 
+# %% [markdown]
+# ## 6. The same pieces over HTTP: push and pull
+#
+# A registry serves exactly these pieces — manifest, config, layers, each under its digest — over a
+# small HTTP API. Start Debian's `docker-registry` on this machine (a private directory, a free port),
+# push busybox to it, and pull it back into an empty store. Every request is recorded as the `curl`
+# command that repeats it.
+
+# %%
+import socket  # noqa: E402
+import time  # noqa: E402
+import urllib.request  # noqa: E402
+
+from minidocker import images  # noqa: E402
+
+with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+registry_dir = os.path.join(lab.store.root, "registry")
+os.makedirs(registry_dir)
+with open(f"{registry_dir}/config.yml", "w") as f:
+    json.dump({"version": 0.1, "log": {"level": "error"}, "http": {"addr": f"127.0.0.1:{port}"},
+               "storage": {"filesystem": {"rootdirectory": f"{registry_dir}/data"}}}, f)
+registry = subprocess.Popen(["docker-registry", "serve", f"{registry_dir}/config.yml"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+for _ in range(100):  # wait until it answers
+    try:
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1)
+        break
+    except OSError:
+        time.sleep(0.05)
+
+name = f"127.0.0.1:{port}/course/busybox:1"
+images.add_image_config(lab.store, images.config_bytes(images.get(lab.store, "busybox")), [name])  # a tag
+api.push(name, store=lab.store)
+lab.trace(steps=api.last_trace())
+
+# %% [markdown]
+# Push asked whether each blob was there (`HEAD`), uploaded what was missing (`POST` for an upload
+# address, `PUT` the bytes with their digest — the registry checks it), and finally `PUT` the manifest
+# under the tag. Pulling reads the same things back:
+
+# %%
+pulled_into = Store(os.path.join(lab.store.root, "pull-store"))
+api.pull(name, store=pulled_into)
+lab.trace(steps=api.last_trace())
+
+# %% [markdown]
+# Docker Hub works the same way, with one more step first: its answer to the first request is
+# `401` with `WWW-Authenticate: Bearer realm=…,service=…,scope=…`, and the client fetches a token from
+# that realm (`TOKEN=$(curl …)` in the trace). With internet access, try
+# `minidocker --explain pull alpine` in a terminal.
+
+# %%
+registry.terminate()
+registry.wait()
 # %%
 podman("system", "reset", "--force")
 import shutil  # noqa: E402
