@@ -290,3 +290,28 @@ def test_explain_shows_the_tar_steps(md, empty_md, tmp_path):
     assert saved.returncode == 0 and "tar -cf - manifest.json repositories" in saved.stderr
     loaded = empty_md("--explain", "load", "-i", str(tmp_path / "bb.tar"))
     assert loaded.returncode == 0 and "tar -x" in loaded.stderr, loaded.stderr
+
+
+def test_oci_layout_with_an_index_of_platforms_loads_this_machines(md, empty_md, tmp_path):
+    """index.json may point at an image index (one manifest per platform): load takes linux/<host arch>."""
+    import hashlib
+
+    from minidocker.registry import HOST_ARCH, OCI_INDEX
+
+    md.out("save", "-o", str(tmp_path / "bb.tar"), "busybox")
+    layout = tmp_path / "layout"
+    subprocess.run(["skopeo", "copy", f"docker-archive:{tmp_path}/bb.tar", f"oci:{layout}:busybox"],
+                   check=True, capture_output=True)
+    index_path = layout / "index.json"
+    ours = json.load(open(index_path))["manifests"][0]
+    elsewhere = dict(ours, digest="sha256:" + "0" * 64)  # another platform's manifest: not even in this layout
+    nested = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
+        {**{k: v for k, v in elsewhere.items() if k != "annotations"}, "platform": {"os": "linux", "architecture": "s390x"}},
+        {**{k: v for k, v in ours.items() if k != "annotations"}, "platform": {"os": "linux", "architecture": HOST_ARCH}}]}
+    raw = json.dumps(nested).encode()
+    digest = "sha256:" + hashlib.sha256(raw).hexdigest()
+    (layout / "blobs/sha256" / digest[7:]).write_bytes(raw)
+    json.dump({"schemaVersion": 2, "manifests": [{"mediaType": OCI_INDEX, "digest": digest, "size": len(raw),
+                                                  "annotations": ours["annotations"]}]}, open(index_path, "w"))
+    assert empty_md.out("load", "-i", str(layout)) == "Loaded image: busybox:latest"
+    assert empty_md.out("run", "--rm", "busybox", "echo", "our platform") == "our platform"
