@@ -84,12 +84,12 @@ def manifest_entry(ref: str, image: images.Image) -> dict:
 
 
 def _tag_named_by(ref: str, image: images.Image) -> list[str]:
-    """`save alpine:3.19` records that tag; `save <image ID>` records none (as Docker does)."""
+    """`save alpine:3.19` records that tag; `save <image ID>` or `save name@sha256:…` none (as Docker does)."""
     try:
         name = images.normalize(ref)
     except MinidockerError:
         return []
-    return [name] if name in image.tags else []
+    return [name] if name in image.tags and "@" not in name else []
 
 
 def _merge_entry(manifest: list[dict], entry: dict) -> None:
