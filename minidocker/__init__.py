@@ -13,6 +13,7 @@ Read the modules in chapter order:
     store.py       containers on disk; images.py: the base image
     supervisor.py  the shim beside each container; enter.py: exec
     api.py         the Python API; cli.py: the command line over it
+    notebook.py    the notebooks' Lab: a private state root, short cells, the trace as a table
     reference.py   image names: registry/repository:tag@digest      (chapter 3)
     content.py     digests: everything that arrives is checked
     archive.py     save / load: docker-archive and the OCI image layout

@@ -4,6 +4,11 @@ Exit codes follow Docker: 125 for minidocker's own errors (bad flag, unknown
 image, conflict), 126 when the command cannot be executed, 127 when it does
 not exist, otherwise the container's own exit code.  Every error is one line
 on stderr -- never a traceback.
+
+Each command is two small functions, ``<name>_flags(parser)`` (declare its
+flags) and ``<name>_command(args, store)`` (do it), and one row in
+:data:`COMMANDS`.  Only the flags of the command being run are declared: a
+parser with every command's flags would cost more than starting a container.
 """
 
 import argparse
@@ -18,7 +23,12 @@ class _Parser(argparse.ArgumentParser):
         raise MinidockerError(f"{message} (see '{self.prog} --help')")
 
 
-def _add_container_options(p: argparse.ArgumentParser) -> None:
+# -- run, create, start ------------------------------------------------------------------
+
+
+def container_flags(p: argparse.ArgumentParser) -> None:
+    """The flags of `create` (and of `run`, which adds -d): how the container is made."""
+    p.add_argument("--help", action="help")  # -h is --hostname, as in Docker
     p.add_argument("--name", help="a name to use instead of the ID")
     p.add_argument("--cidfile", help="write the container ID to this file (which must not exist)")
     p.add_argument("-e", "--env", action="append", default=[], help="KEY=VALUE, or KEY to pass on our own")
@@ -66,43 +76,50 @@ def _options(args):
         privileged=args.privileged, security_opt=args.security_opt)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="minidocker", description="Docker, rebuilt from the Linux kernel up, to learn from.")
-    parser.add_argument("--explain", action="store_true",
-                        help="print every kernel step as a shell command you could run yourself")
-    commands = parser.add_subparsers(dest="subcommand", required=True, parser_class=_Parser, metavar="COMMAND")
+def create_command(args, store):
+    from minidocker import api
 
-    for name, summary in (("run", "create and start a container"), ("create", "create a container, start nothing")):
-        p = commands.add_parser(name, add_help=False, help=summary)
-        p.add_argument("--help", action="help")
-        _add_container_options(p)
-        if name == "run":
-            p.add_argument("-d", "--detach", action="store_true")
-    p = commands.add_parser("start", help="start created or stopped containers")
+    print(api.create(args.image, args.command, _options(args), store=store))
+
+
+def run_flags(p):
+    container_flags(p)
+    p.add_argument("-d", "--detach", action="store_true")
+
+
+def run_command(args, store):
+    from minidocker import api
+
+    explain = _explainer(args, store)
+    cid, code = api.run(args.image, args.command, _options(args), detach=args.detach, on_ready=explain,
+                        store=store)
+    if args.detach:
+        if explain:
+            explain()
+        print(cid)
+    return code
+
+
+def start_flags(p):
     p.add_argument("-a", "--attach", action="store_true")
     p.add_argument("containers", nargs="+")
-    p = commands.add_parser("stop", help="SIGTERM, then SIGKILL after -t seconds")
-    p.add_argument("-t", "--time", type=float, default=10)
-    p.add_argument("containers", nargs="+")
-    p = commands.add_parser("kill", help="send a signal to a container's PID 1")
-    p.add_argument("-s", "--signal", default="KILL")
-    p.add_argument("containers", nargs="+")
-    p = commands.add_parser("rm", help="remove containers")
-    p.add_argument("-f", "--force", action="store_true")
-    p.add_argument("containers", nargs="+")
-    p = commands.add_parser("ps", help="list containers")
-    p.add_argument("-a", "--all", action="store_true")
-    p.add_argument("-q", "--quiet", action="store_true")
-    p.add_argument("--no-trunc", action="store_true")
-    p = commands.add_parser("logs", help="print a container's output")
-    p.add_argument("-f", "--follow", action="store_true")
-    p.add_argument("container")
-    p = commands.add_parser("inspect", help="print a container's record as JSON")
-    p.add_argument("-f", "--format")
-    p.add_argument("containers", nargs="+")
-    p = commands.add_parser("wait", help="wait for containers to stop; print their exit codes")
-    p.add_argument("containers", nargs="+")
-    p = commands.add_parser("exec", add_help=False, help="run a command inside a running container")
+
+
+def start_command(args, store):
+    from minidocker import api
+
+    explain = _explainer(args, store)
+    code = None
+    for ref in args.containers:
+        code = api.start(ref, attach=args.attach, on_ready=explain, store=store)
+        if not args.attach:
+            if explain:
+                explain()
+            print(ref)
+    return code
+
+
+def exec_flags(p):
     p.add_argument("--help", action="help")
     p.add_argument("-t", "--tty", action="store_true")
     p.add_argument("-i", "--interactive", action="store_true")
@@ -111,15 +128,288 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-u", "--user")
     p.add_argument("container")
     p.add_argument("exec_command", nargs=argparse.REMAINDER)
-    p = commands.add_parser("rename", help="rename a container")
+
+
+def exec_command(args, store):
+    from minidocker import enter, spec
+
+    return enter.exec_in(store, args.container, args.exec_command, tty=args.tty, interactive=args.interactive,
+                         env=spec.parse_env(args.env), workdir=args.workdir, user=args.user,
+                         on_ready=_explainer(args, store))
+
+
+# -- stop, kill, rm, wait: one line per container, go on after a failure -------------------
+
+
+def stop_flags(p):
+    p.add_argument("-t", "--time", type=float, default=10)
+    p.add_argument("containers", nargs="+")
+
+
+def kill_flags(p):
+    p.add_argument("-s", "--signal", default="KILL")
+    p.add_argument("containers", nargs="+")
+
+
+def rm_flags(p):
+    p.add_argument("-f", "--force", action="store_true")
+    p.add_argument("containers", nargs="+")
+
+
+def wait_flags(p):
+    p.add_argument("containers", nargs="+")
+
+
+def stop_command(args, store):
+    from minidocker import api
+
+    def stop(ref):
+        api.stop(ref, timeout=args.time, store=store)
+        return ref
+
+    return _each_container(args, store, stop)
+
+
+def kill_command(args, store):
+    from minidocker import api
+
+    def kill(ref):
+        api.kill(ref, args.signal, store=store)
+        return ref
+
+    return _each_container(args, store, kill)
+
+
+def rm_command(args, store):
+    from minidocker import api
+
+    def remove(ref):
+        api.remove(ref, force=args.force, store=store)
+        return ref
+
+    return _each_container(args, store, remove)
+
+
+def wait_command(args, store):
+    from minidocker import api
+
+    return _each_container(args, store, lambda ref: api.wait(ref, store=store))
+
+
+def _each_container(args, store, action) -> int | None:
+    """Print action(ref) for each container; like Docker, report each failure and go on with the rest."""
+    failed = False
+    for ref in args.containers:
+        try:
+            print(action(ref))
+        except MinidockerError as e:
+            print(f"minidocker: {e}", file=sys.stderr)
+            failed = True
+    explain = _explainer(args, store)
+    if explain:
+        explain()
+    return 1 if failed else None
+
+
+# -- look at containers and images ---------------------------------------------------------
+
+
+def ps_flags(p):
+    p.add_argument("-a", "--all", action="store_true")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("--no-trunc", action="store_true")
+
+
+def ps_command(args, store):
+    from minidocker import api
+
+    _print_ps(api.containers(all=args.all, store=store), args.quiet, args.no_trunc)
+
+
+def logs_flags(p):
+    p.add_argument("-f", "--follow", action="store_true")
+    p.add_argument("container")
+
+
+def logs_command(args, store):
+    from minidocker import api
+
+    for stream, data in api.follow_logs(args.container, follow=args.follow, store=store):
+        out = sys.stdout.buffer if stream == "stdout" else sys.stderr.buffer
+        out.write(data)
+        out.flush()
+
+
+def inspect_flags(p):
+    p.add_argument("-f", "--format")
+    p.add_argument("containers", nargs="+")
+
+
+def inspect_command(args, store):
+    from minidocker import api
+
+    records = [api.inspect(ref, store=store) for ref in args.containers]
+    if args.format:
+        for record in records:
+            print(render_format(args.format, record))
+    else:
+        print(json.dumps(records, indent=4))
+
+
+def rename_flags(p):
     p.add_argument("container")
     p.add_argument("new_name")
-    commands.add_parser("images", help="list images")
-    _add_moving_commands(commands)
-    p = commands.add_parser("system", help="system prune: remove stopped containers and leftovers")
+
+
+def rename_command(args, store):
+    from minidocker import api
+
+    api.rename(args.container, args.new_name, store=store)
+
+
+def images_command(args, store):
+    from minidocker import images
+
+    print(f"{'REPOSITORY':<20} {'TAG':<10} {'IMAGE ID':<14}")
+    for image in images.list_images(store):
+        for tag in image.tags:
+            repo, _, version = tag.rpartition(":")
+            print(f"{repo:<20} {version:<10} {image.id[7:19]:<14}")
+
+
+def system_flags(p):
     p.add_argument("action", choices=["prune"])
     p.add_argument("-f", "--force", action="store_true")
+
+
+def system_command(args, store):
+    from minidocker import api
+
+    removed = api.prune(store=store)
+    print("Deleted Containers:\n" + "".join(f"{cid}\n" for cid in removed) if removed else "Nothing to prune")
+
+
+def no_flags(p):
+    pass
+
+
+# -- save, load, pull, push (chapter 3: moving images) -------------------------------------
+
+
+def save_flags(p):
+    p.add_argument("-o", "--output", help="write to this file instead of stdout")
+    p.add_argument("images", nargs="+")
+
+
+def save_command(args, store):
+    import os
+
+    from minidocker import api
+
+    if args.output:
+        tmp = f"{args.output}.tmp-{os.getpid()}"
+        try:
+            with open(tmp, "wb") as f:
+                api.save(args.images, f, store=store)
+            os.replace(tmp, args.output)  # a failed save leaves no half-written file
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    elif sys.stdout.isatty():
+        raise MinidockerError("cowardly refusing to save to a terminal. Use the -o flag or redirect")
+    else:
+        api.save(args.images, sys.stdout.buffer, store=store)
+    _explain_now(args, store)
+
+
+def load_flags(p):
+    p.add_argument("-i", "--input", help="read this file or directory instead of stdin")
+    p.add_argument("-q", "--quiet", action="store_true")
+
+
+def load_command(args, store):
+    from minidocker import api
+
+    for line in api.load(args.input or sys.stdin.buffer, store=store):
+        if not args.quiet:
+            print(line)
+    _explain_now(args, store)
+
+
+def pull_flags(p):
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress, only the result")
+    p.add_argument("image")
+
+
+def pull_command(args, store):
+    _transfer(args, store)
+
+
+def push_command(args, store):
+    _transfer(args, store)
+
+
+def _transfer(args, store):
+    """pull or push; a progress bar per layer when stderr is a terminal."""
+    import io
+
+    from minidocker import api
+
+    progress = None
+    if not args.quiet and sys.stderr.isatty():
+        from tqdm import tqdm as progress
+    out = io.StringIO() if args.quiet else sys.stdout
+    result = (api.pull if args.subcommand == "pull" else api.push)(args.image, progress, out, store=store)
+    if args.quiet:
+        print(result if args.subcommand == "pull" else args.image)
+    _explain_now(args, store)
+
+
+def _explain_now(args, store):
+    explain = _explainer(args, store)
+    if explain:
+        explain()
+
+
+# The command table: name -> (one line of help, declare its flags, run it).  A new command is one
+# more row here and its two functions above; `run it` returns the exit code (None means 0).
+COMMANDS = {
+    "run": ("create and start a container", run_flags, run_command),
+    "create": ("create a container, start nothing", container_flags, create_command),
+    "start": ("start created or stopped containers", start_flags, start_command),
+    "stop": ("SIGTERM, then SIGKILL after -t seconds", stop_flags, stop_command),
+    "kill": ("send a signal to a container's PID 1", kill_flags, kill_command),
+    "rm": ("remove containers", rm_flags, rm_command),
+    "ps": ("list containers", ps_flags, ps_command),
+    "logs": ("print a container's output", logs_flags, logs_command),
+    "inspect": ("print a container's record as JSON", inspect_flags, inspect_command),
+    "wait": ("wait for containers to stop; print their exit codes", wait_flags, wait_command),
+    "exec": ("run a command inside a running container", exec_flags, exec_command),
+    "rename": ("rename a container", rename_flags, rename_command),
+    "images": ("list images", no_flags, images_command),
+    "system": ("system prune: remove stopped containers and leftovers", system_flags, system_command),
+    "save": ("write images to a tar (docker-archive), stdout by default", save_flags, save_command),
+    "load": ("load images from a docker-archive or OCI layout (tar or directory)", load_flags, load_command),
+    "pull": ("download an image from a registry", pull_flags, pull_command),
+    "push": ("upload an image to a registry", pull_flags, push_command),
+}
+
+
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser for `argv`: every command is listed, but only the one in argv gets its flags declared."""
+    parser = _Parser(prog="minidocker", description="Docker, rebuilt from the Linux kernel up, to learn from.")
+    parser.add_argument("--explain", action="store_true",
+                        help="print every kernel step as a shell command you could run yourself")
+    commands = parser.add_subparsers(dest="subcommand", required=True, parser_class=_Parser, metavar="COMMAND")
+    wanted = next((word for word in (sys.argv[1:] if argv is None else argv) if not word.startswith("-")), None)
+    for name, (summary, declare_flags, _run) in COMMANDS.items():
+        p = commands.add_parser(name, help=summary, add_help=name not in _OWN_HELP)
+        if name == wanted:
+            declare_flags(p)
     return parser
+
+
+_OWN_HELP = {"run", "create", "exec"}  # only --help, as in Docker: their -h is --hostname, or nothing
 
 
 def _explainer(args, store):
@@ -144,8 +434,11 @@ def _explainer(args, store):
 def main(argv: list[str] | None = None) -> int:
     args = None
     try:
-        args = build_parser().parse_args(argv)
-        return _dispatch(args) or 0
+        args = build_parser(argv).parse_args(argv)
+        from minidocker.store import Store
+
+        _summary, _declare_flags, run_it = COMMANDS[args.subcommand]
+        return run_it(args, Store()) or 0
     except MinidockerError as e:
         if args is not None and args.explain:  # the steps that ran before it failed: where to look
             from minidocker import trace
@@ -157,141 +450,6 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
-
-
-def _dispatch(args) -> int | None:
-    from minidocker import api
-    from minidocker.store import Store
-
-    store = Store()
-    explain = _explainer(args, store)
-    if args.subcommand in ("save", "load", "pull", "push"):
-        return _moving(args, store, explain)
-    if args.subcommand in ("run", "create"):
-        options = _options(args)
-        if args.subcommand == "create":
-            print(api.create(args.image, args.command, options, store=store))
-            return None
-        detach = args.detach
-        cid, code = api.run(args.image, args.command, options, detach=detach, on_ready=explain, store=store)
-        if detach:
-            if explain:
-                explain()
-            print(cid)
-        return code
-    if args.subcommand == "start":
-        code = None
-        for ref in args.containers:
-            code = api.start(ref, attach=args.attach, on_ready=explain, store=store)
-            if not args.attach:
-                if explain:
-                    explain()
-                print(ref)
-        return code
-    if args.subcommand == "exec":
-        from minidocker import enter, spec
-
-        return enter.exec_in(store, args.container, args.exec_command, tty=args.tty, interactive=args.interactive,
-                             env=spec.parse_env(args.env), workdir=args.workdir, user=args.user, on_ready=explain)
-    if args.subcommand in ("stop", "kill", "rm", "wait"):
-        failed = False
-        for ref in args.containers:
-            try:
-                if args.subcommand == "stop":
-                    api.stop(ref, timeout=args.time, store=store)
-                elif args.subcommand == "kill":
-                    api.kill(ref, args.signal, store=store)
-                elif args.subcommand == "rm":
-                    api.remove(ref, force=args.force, store=store)
-                else:
-                    print(api.wait(ref, store=store))
-                    continue
-                print(ref)
-            except MinidockerError as e:  # like Docker: report each failure, go on with the rest
-                print(f"minidocker: {e}", file=sys.stderr)
-                failed = True
-        if explain:
-            explain()
-        return 1 if failed else None
-    if args.subcommand == "ps":
-        _print_ps(api.containers(all=args.all, store=store), args.quiet, args.no_trunc)
-    elif args.subcommand == "logs":
-        for stream, data in api.follow_logs(args.container, follow=args.follow, store=store):
-            out = sys.stdout.buffer if stream == "stdout" else sys.stderr.buffer
-            out.write(data)
-            out.flush()
-    elif args.subcommand == "inspect":
-        records = [api.inspect(ref, store=store) for ref in args.containers]
-        if args.format:
-            for record in records:
-                print(render_format(args.format, record))
-        else:
-            print(json.dumps(records, indent=4))
-    elif args.subcommand == "rename":
-        api.rename(args.container, args.new_name, store=store)
-    elif args.subcommand == "images":
-        from minidocker import images
-
-        print(f"{'REPOSITORY':<20} {'TAG':<10} {'IMAGE ID':<14}")
-        for image in images.list_images(store):
-            for tag in image.tags:
-                repo, _, version = tag.rpartition(":")
-                print(f"{repo:<20} {version:<10} {image.id[7:19]:<14}")
-    elif args.subcommand == "system":
-        removed = api.prune(store=store)
-        print("Deleted Containers:\n" + "".join(f"{cid}\n" for cid in removed) if removed else "Nothing to prune")
-    return None
-
-
-def _add_moving_commands(commands) -> None:
-    p = commands.add_parser("save", help="write images to a tar (docker-archive), stdout by default")
-    p.add_argument("-o", "--output", help="write to this file instead of stdout")
-    p.add_argument("images", nargs="+")
-    p = commands.add_parser("load", help="load images from a docker-archive or OCI layout (tar or directory)")
-    p.add_argument("-i", "--input", help="read this file or directory instead of stdin")
-    p.add_argument("-q", "--quiet", action="store_true")
-    for name, summary in (("pull", "download an image from a registry"), ("push", "upload an image to a registry")):
-        p = commands.add_parser(name, help=summary)
-        p.add_argument("-q", "--quiet", action="store_true", help="no progress, only the result")
-        p.add_argument("image")
-
-
-def _moving(args, store, explain) -> None:
-    """save, load, pull, push (chapter 3): images in and out of the store."""
-    import io
-
-    from minidocker import api
-
-    if args.subcommand == "save":
-        if args.output:
-            import os
-
-            tmp = f"{args.output}.tmp-{os.getpid()}"
-            try:
-                with open(tmp, "wb") as f:
-                    api.save(args.images, f, store=store)
-                os.replace(tmp, args.output)  # a failed save leaves no half-written file
-            finally:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
-        elif sys.stdout.isatty():
-            raise MinidockerError("cowardly refusing to save to a terminal. Use the -o flag or redirect")
-        else:
-            api.save(args.images, sys.stdout.buffer, store=store)
-    elif args.subcommand == "load":
-        for line in api.load(args.input or sys.stdin.buffer, store=store):
-            if not args.quiet:
-                print(line)
-    else:
-        progress = None
-        if not args.quiet and sys.stderr.isatty():
-            from tqdm import tqdm as progress
-        out = io.StringIO() if args.quiet else sys.stdout
-        result = (api.pull if args.subcommand == "pull" else api.push)(args.image, progress, out, store=store)
-        if args.quiet:
-            print(result if args.subcommand == "pull" else args.image)
-    if explain:
-        explain()
 
 
 def render_format(template: str, record: dict) -> str:
