@@ -10,7 +10,8 @@ Read the modules in chapter order:
     launch.py      how a fork(2) becomes a container
     init.py        --init: a PID 1 that reaps and forwards signals    (chapter 2)
     spec.py        flag values and Docker's ENTRYPOINT + CMD rule
-    store.py       containers on disk; images.py: the base image
+    store.py       containers on disk; images.py: images, the base image
+    layers.py      layers: tar in and out, whiteouts, safe unpacking  (chapters 3, 7)
     supervisor.py  the shim beside each container; enter.py: exec
     api.py         the Python API; cli.py: the command line over it
     notebook.py    the notebooks' Lab: a private state root, short cells, the trace as a table

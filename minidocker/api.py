@@ -389,6 +389,116 @@ def prune(store: Store | None = None) -> list[str]:
     return removed
 
 
+# -- images and the union filesystem (chapter 7) ---------------------------------------------------
+
+
+def _container_layers(store: Store, cid: str) -> tuple[dict, str, list[str]]:
+    """A container's record, its writable layer (UPPER) and its image's layers, top-most first."""
+    record = store.load(cid)
+    lowers = list(reversed(images.get(store, record["Image"]).layer_dirs))
+    return record, record["GraphDriver"]["Data"]["UpperDir"], lowers
+
+
+def diff(ref: str, store: Store | None = None) -> list[tuple[str, str]]:
+    """docker diff: what the container changed, [("A"|"C"|"D", "/path"), ...]."""
+    from minidocker import union
+
+    store = _store(store)
+    _record, upper, lowers = _container_layers(store, store.resolve(ref))
+    return union.changes(upper, lowers)
+
+
+def commit(ref: str, repository: str | None = None, message: str = "", changes: list[str] = (),
+           store: Store | None = None) -> str:
+    """docker commit: the container's writable layer becomes a new layer on top of its image. Returns the image ID."""
+    import copy
+    import tempfile
+
+    from minidocker import launch, layers, union
+
+    store = _store(store)
+    trace.take()
+    cid = store.resolve(ref)
+    record, upper, lowers = _container_layers(store, cid)
+    base = images.get(store, record["Image"])
+    runtime = {**base.runtime_config, **{k: v for k, v in record["Config"].items()
+                                         if k in ("Env", "Cmd", "Entrypoint", "WorkingDir", "User") and v}}
+    runtime = images.apply_changes(runtime, list(changes))  # a bad --change fails before anything is stored
+    if repository:
+        images.normalize(repository)
+    shift = launch.USERNS_BASE if record["HostConfig"].get("UsernsMode") == "remap" else 0
+    with tempfile.TemporaryFile(dir=os.path.join(store.images, "layers")) as spool:
+        union.tar_upper(upper, lowers, spool, uid_shift=shift)
+        spool.seek(0)
+        diff_id = layers.register_layer(store, spool)
+    config = copy.deepcopy(base.config)
+    config.update(created=now(), container=cid, config=runtime)
+    config["rootfs"]["diff_ids"].append(diff_id)
+    config.setdefault("history", []).append(
+        {"created": config["created"], "created_by": " ".join([record["Path"]] + record["Args"]),
+         **({"comment": message} if message else {})})
+    return images.add_image(store, config, [repository] if repository else [])
+
+
+def export(ref: str, out, store: Store | None = None) -> None:
+    """docker export: the container's merged filesystem, flat, as one tar written to the binary stream `out`."""
+    from minidocker import union
+
+    store = _store(store)
+    trace.take()
+    cid = store.resolve(ref)
+    _record, upper, lowers = _container_layers(store, cid)
+    union.export_merged(list(reversed(lowers)), upper, os.path.join(store.container_dir(cid), "rootfs"), out)
+
+
+def import_image(source, repository: str | None = None, message: str = "", changes: list[str] = (),
+                 store: Store | None = None) -> str:
+    """docker import: a tar (a path or a binary stream; gzip is fine) becomes a one-layer image. Returns its ID."""
+    from minidocker import layers
+
+    store = _store(store)
+    trace.take()
+    runtime = images.apply_changes({}, list(changes))
+    if repository:
+        images.normalize(repository)
+    if isinstance(source, str):
+        try:
+            stream = open(source, "rb")
+        except OSError as e:
+            raise MinidockerError(f"cannot read {source}: {e.strerror}") from None
+        with stream:
+            diff_id = layers.register_layer(store, stream)
+    else:
+        diff_id = layers.register_layer(store, source)
+    created = now()
+    config = {"architecture": "amd64", "os": "linux", "created": created, "config": runtime,
+              "rootfs": {"type": "layers", "diff_ids": [diff_id]},
+              "history": [{"created": created, "created_by": "minidocker import",
+                           "comment": message or f"Imported from {source if isinstance(source, str) else '-'}"}]}
+    return images.add_image(store, config, [repository] if repository else [])
+
+
+def image_list(store: Store | None = None) -> list[images.Image]:
+    return images.list_images(_store(store))
+
+
+def tag(source: str, target: str, store: Store | None = None) -> str:
+    return images.tag(_store(store), source, target)
+
+
+def rmi(ref: str, force: bool = False, store: Store | None = None) -> list[str]:
+    """docker rmi: untag; delete the image (and its layers no other image uses) once nothing refers to it."""
+    return images.remove(_store(store), ref, force=force)
+
+
+def image_prune(all: bool = False, store: Store | None = None) -> list[str]:
+    return images.prune(_store(store), all=all)
+
+
+def history(ref: str, store: Store | None = None) -> list[dict]:
+    return images.history(images.get(_store(store), ref))
+
+
 # -- look inside ---------------------------------------------------------------------------
 
 

@@ -50,7 +50,7 @@ def save(store: Store, refs: list[str], out) -> None:
     `out` may be a pipe: the tar is written as a stream, each member once
     (a layer shared by two images is stored once).
     """
-    from minidocker._layers_placeholder import write_layer_tar
+    from minidocker.layers import layer_tar
 
     if not refs:
         raise MinidockerError("save needs at least one image")
@@ -64,7 +64,7 @@ def save(store: Store, refs: list[str], out) -> None:
                 written.add(entry["Config"])
             for diff_id, member in zip(image.config["rootfs"]["diff_ids"], entry["Layers"]):
                 if member not in written:
-                    _add_layer(tar, member, diff_id, lambda f, d=diff_id: write_layer_tar(store, d, f))
+                    _add_layer(tar, member, diff_id, lambda f, d=diff_id: layer_tar(store, d, f))
                     written.add(member)
             _merge_entry(manifest, entry)
             for tag in entry["RepoTags"]:
@@ -187,14 +187,12 @@ def _load_docker_archive(store: Store, files) -> list[str]:
     with content.ImageImport(store) as incoming:
         for entry in manifest:
             raw_config = files.read(entry["Config"])
-            named_digest = _digest_in_name(entry["Config"])
-            diff_ids = []
-            for member in entry["Layers"]:
+            diff_ids = content.config_layers(raw_config, _digest_in_name(entry["Config"]), len(entry["Layers"]))
+            for member, diff_id in zip(entry["Layers"], diff_ids):
                 with files.open(member) as layer:
-                    diff_ids.append(incoming.add_layer(layer))
-                trace.record(f"tar -xf {member} -C {store.images}/layers/<diff id>", "one layer, unpacked once")
+                    incoming.add_layer(layer, diff_id)
             tags = [images.normalize(t) for t in entry.get("RepoTags") or []]
-            image_id = incoming.add_image(raw_config, tags, named_digest, diff_ids)
+            image_id = incoming.add_image(raw_config, tags)
             loaded += [f"Loaded image: {t}" for t in tags] or [f"Loaded image ID: {image_id}"]
     return loaded
 
@@ -211,14 +209,14 @@ def _load_oci_layout(store: Store, files) -> list[str]:
     with content.ImageImport(store) as incoming:
         for descriptor in index.get("manifests", []):
             manifest = _platform_manifest(files, descriptor)
-            config_descriptor = manifest["config"]
-            raw_config = _read_blob(files, config_descriptor)
-            diff_ids = []
-            for layer in manifest["layers"]:
+            config = manifest["config"]
+            raw_config = _read_blob(files, config)
+            diff_ids = content.config_layers(raw_config, config["digest"], len(manifest["layers"]))
+            for layer, diff_id in zip(manifest["layers"], diff_ids):
                 with files.open(_blob_path(layer["digest"])) as blob:
-                    diff_ids.append(incoming.add_layer(blob, layer["digest"], layer.get("size")))
+                    incoming.add_layer(blob, diff_id, layer["digest"], layer.get("size"))
             tags = _oci_tags(descriptor)
-            image_id = incoming.add_image(raw_config, tags, config_descriptor["digest"], diff_ids)
+            image_id = incoming.add_image(raw_config, tags)
             loaded += [f"Loaded image: {t}" for t in tags] or [f"Loaded image ID: {image_id}"]
     return loaded
 

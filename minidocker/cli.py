@@ -267,16 +267,6 @@ def rename_command(args, store):
     api.rename(args.container, args.new_name, store=store)
 
 
-def images_command(args, store):
-    from minidocker import images
-
-    print(f"{'REPOSITORY':<20} {'TAG':<10} {'IMAGE ID':<14}")
-    for image in images.list_images(store):
-        for tag in image.tags:
-            repo, _, version = tag.rpartition(":")
-            print(f"{repo:<20} {version:<10} {image.id[7:19]:<14}")
-
-
 def system_flags(p):
     p.add_argument("action", choices=["prune"])
     p.add_argument("-f", "--force", action="store_true")
@@ -287,6 +277,175 @@ def system_command(args, store):
 
     removed = api.prune(store=store)
     print("Deleted Containers:\n" + "".join(f"{cid}\n" for cid in removed) if removed else "Nothing to prune")
+
+
+# -- images and the union filesystem (chapter 7) -------------------------------------------------
+
+
+def commit_flags(p):
+    p.add_argument("-m", "--message", default="")
+    p.add_argument("-c", "--change", action="append", default=[],
+                   help="a Dockerfile instruction: CMD, ENTRYPOINT, ENV, WORKDIR, USER, EXPOSE, LABEL, VOLUME")
+    p.add_argument("container")
+    p.add_argument("repository", nargs="?")
+
+
+def commit_command(args, store):
+    from minidocker import api
+
+    print(api.commit(args.container, args.repository, args.message, args.change, store=store))
+    _explain_now(args, store)
+
+
+def diff_flags(p):
+    p.add_argument("container")
+
+
+def diff_command(args, store):
+    from minidocker import api
+
+    for kind, path in api.diff(args.container, store=store):
+        print(f"{kind} {path}")
+
+
+def history_flags(p):
+    p.add_argument("--no-trunc", action="store_true")
+    p.add_argument("image")
+
+
+def history_command(args, store):
+    from minidocker import api
+
+    print(f"{'IMAGE':<14} {'CREATED':<24} {'CREATED BY':<46} {'SIZE':<9} COMMENT")
+    for row in api.history(args.image, store=store):
+        created_by = row["created_by"]
+        if not args.no_trunc and len(created_by) > 45:
+            created_by = created_by[:44] + "…"
+        image_id = row.get("id", "<missing>")
+        print(f"{image_id if args.no_trunc else image_id.removeprefix('sha256:')[:12]:<14} "
+              f"{_ago(row['created']) + ' ago' if row['created'] else '':<24} {created_by:<46} "
+              f"{_human_size(row['size']):<9} {row['comment']}")
+
+
+def images_flags(p):
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("--no-trunc", action="store_true")
+
+
+def images_command(args, store):
+    from minidocker import api
+
+    _print_images(api.image_list(store=store), store, args.quiet, args.no_trunc)
+
+
+def tag_flags(p):
+    p.add_argument("source")
+    p.add_argument("target")
+
+
+def tag_command(args, store):
+    from minidocker import api
+
+    api.tag(args.source, args.target, store=store)
+
+
+def rmi_flags(p):
+    p.add_argument("-f", "--force", action="store_true")
+    p.add_argument("images", nargs="+")
+
+
+def rmi_command(args, store):
+    from minidocker import api
+
+    failed = False
+    for ref in args.images:
+        try:
+            print("\n".join(api.rmi(ref, force=args.force, store=store)))
+        except MinidockerError as e:  # like Docker: report each failure, go on with the rest
+            print(f"minidocker: {e}", file=sys.stderr)
+            failed = True
+    return 1 if failed else None
+
+
+def image_flags(p):
+    p.add_argument("action", choices=["prune", "ls"])
+    p.add_argument("-a", "--all", action="store_true", help="prune: every unused image, not only untagged ones")
+    p.add_argument("-f", "--force", action="store_true")
+    p.add_argument("-q", "--quiet", action="store_true")
+    p.add_argument("--no-trunc", action="store_true")
+
+
+def image_command(args, store):
+    from minidocker import api
+
+    if args.action == "ls":
+        return images_command(args, store)
+    report = api.image_prune(all=args.all, store=store)
+    print("Deleted Images:\n" + "\n".join(report) if report else "Total reclaimed space: 0B")
+
+
+def export_flags(p):
+    p.add_argument("-o", "--output", help="write to this file instead of stdout")
+    p.add_argument("container")
+
+
+def export_command(args, store):
+    from minidocker import api
+
+    if args.output:
+        with open(args.output, "wb") as out:
+            api.export(args.container, out, store=store)
+    else:
+        if sys.stdout.isatty():
+            raise MinidockerError("cowardly refusing to write a tar to a terminal: use -o FILE or a pipe")
+        api.export(args.container, sys.stdout.buffer, store=store)
+        sys.stdout.buffer.flush()
+    _explain_now(args, store)
+
+
+def import_flags(p):
+    p.add_argument("-m", "--message", default="")
+    p.add_argument("-c", "--change", action="append", default=[])
+    p.add_argument("file", help="a tar file, or - for stdin")
+    p.add_argument("repository", nargs="?")
+
+
+def import_command(args, store):
+    from minidocker import api
+
+    source = sys.stdin.buffer if args.file == "-" else args.file
+    print(api.import_image(source, args.repository, args.message, args.change, store=store))
+    _explain_now(args, store)
+
+
+def _explain_now(args, store) -> None:
+    explain = _explainer(args, store)
+    if explain:
+        explain()
+
+
+def _human_size(size: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if size >= scale:
+            return f"{size / scale:.3g}{unit}"
+    return f"{size}B"
+
+
+def _print_images(image_list, store, quiet: bool, no_trunc: bool) -> None:
+    from minidocker import images
+
+    if quiet:
+        for image in image_list:
+            print(image.id if no_trunc else image.id[7:19])
+        return
+    print(f"{'REPOSITORY':<24} {'TAG':<12} {'IMAGE ID':<14} {'CREATED':<24} SIZE")
+    for image in sorted(image_list, key=lambda i: i.config.get("created", ""), reverse=True):
+        size = sum(images.layer_size(store, d) for d in image.config["rootfs"]["diff_ids"])
+        created = _ago(image.config["created"]) + " ago" if image.config.get("created") else ""
+        for tag in image.tags or ["<none>:<none>"]:
+            repo, _, version = tag.rpartition(":")
+            print(f"{repo:<24} {version:<12} {image.id if no_trunc else image.id[7:19]:<14} {created:<24} "
+                  f"{_human_size(size)}")
 
 
 def no_flags(p):
@@ -365,12 +524,6 @@ def _transfer(args, store):
     _explain_now(args, store)
 
 
-def _explain_now(args, store):
-    explain = _explainer(args, store)
-    if explain:
-        explain()
-
-
 # The command table: name -> (one line of help, declare its flags, run it).  A new command is one
 # more row here and its two functions above; `run it` returns the exit code (None means 0).
 COMMANDS = {
@@ -386,7 +539,15 @@ COMMANDS = {
     "wait": ("wait for containers to stop; print their exit codes", wait_flags, wait_command),
     "exec": ("run a command inside a running container", exec_flags, exec_command),
     "rename": ("rename a container", rename_flags, rename_command),
-    "images": ("list images", no_flags, images_command),
+    "images": ("list images", images_flags, images_command),
+    "commit": ("make an image from a container's changes", commit_flags, commit_command),
+    "diff": ("files a container added (A), changed (C) or deleted (D)", diff_flags, diff_command),
+    "history": ("the steps (and layers) an image was made of", history_flags, history_command),
+    "tag": ("give an image another name", tag_flags, tag_command),
+    "rmi": ("untag and remove images", rmi_flags, rmi_command),
+    "image": ("image prune: remove unused images; image ls", image_flags, image_command),
+    "export": ("a container's files, flattened, as a tar", export_flags, export_command),
+    "import": ("make a one-layer image from a tar (- for stdin)", import_flags, import_command),
     "system": ("system prune: remove stopped containers and leftovers", system_flags, system_command),
     "save": ("write images to a tar (docker-archive), stdout by default", save_flags, save_command),
     "load": ("load images from a docker-archive or OCI layout (tar or directory)", load_flags, load_command),

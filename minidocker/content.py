@@ -19,14 +19,10 @@ layers that this import added are removed again, so the store is as it was.
 import hashlib
 import io
 import json
-import os
 
 from minidocker import images
 from minidocker.errors import MinidockerError
 from minidocker.store import Store
-
-GZIP_MAGIC = b"\x1f\x8b"
-ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 
 
 def sha256(data: bytes) -> str:
@@ -74,24 +70,27 @@ class VerifyingReader(io.RawIOBase):
         return self.digest
 
 
-def uncompressed(stream: io.BufferedReader):
-    """The layer tar inside `stream`, decompressed on the fly when it is gzip (found by its magic bytes)."""
-    head = stream.peek(4)[:4]
-    if head.startswith(GZIP_MAGIC):
-        import gzip
-
-        return gzip.GzipFile(fileobj=stream, mode="rb")
-    if head.startswith(ZSTD_MAGIC):
-        raise MinidockerError("zstd-compressed layers are not supported (only plain and gzip tars)")
-    return stream
+def config_layers(raw_config: bytes, digest: str | None, layer_count: int) -> list[str]:
+    """Check an image config against its digest; return the diff IDs it lists (one per shipped layer)."""
+    if digest and sha256(raw_config) != check_digest(digest):
+        raise MinidockerError(f"config digest mismatch: expected {digest}, got {sha256(raw_config)}")
+    try:
+        diff_ids = [check_digest(d) for d in json.loads(raw_config)["rootfs"]["diff_ids"]]
+    except (ValueError, KeyError, TypeError):
+        raise MinidockerError("image config is not valid JSON with rootfs.diff_ids") from None
+    if len(diff_ids) != layer_count:
+        raise MinidockerError(f"the image config lists {len(diff_ids)} layers, the manifest {layer_count}")
+    return diff_ids
 
 
 class ImageImport:
     """Bring images in from outside: everything verified, then stored all together or not at all.
 
         with ImageImport(store) as incoming:
-            diff_id = incoming.add_layer(f, digest="sha256:...")     # for each layer
-            incoming.add_image(config_bytes, ["alpine:3.19"], config_digest)
+            diff_ids = config_layers(raw_config, config_digest, len(layers))
+            for blob, diff_id in zip(layers, diff_ids):
+                incoming.add_layer(blob, diff_id, digest="sha256:...")   # checked as it streams in
+            incoming.add_image(raw_config, ["alpine:3.19"])              # stored when the block ends
         # an exception inside the block removes the layers it added
     """
 
@@ -103,37 +102,29 @@ class ImageImport:
     def __enter__(self):
         return self
 
-    def add_layer(self, fileobj, digest: str | None = None, size: int | None = None) -> str:
-        """Register one layer as shipped (plain or gzip tar); returns its diff ID.
+    def add_layer(self, fileobj, diff_id: str, digest: str | None = None, size: int | None = None) -> None:
+        """Register one layer as shipped (a plain or gzip tar) whose uncompressed sha256 must be `diff_id`.
 
         `digest` and `size` describe the bytes as shipped (a manifest's descriptor);
         they are checked once the whole blob has gone through.
         """
-        from minidocker._layers_placeholder import register_layer
+        import tarfile
+        import zlib
 
+        from minidocker import layers
+
+        existed = layers.has_layer(self.store, diff_id)
         shipped = VerifyingReader(fileobj, digest and check_digest(digest), size, what="layer")
-        tar_stream = uncompressed(io.BufferedReader(shipped, 1 << 20))
-        diff_id, added = _register(register_layer, self.store, tar_stream)
-        if added:
+        try:
+            layers.register_layer(self.store, shipped, expected_diff_id=diff_id)
+        except (tarfile.TarError, EOFError, zlib.error) as e:
+            raise MinidockerError(f"layer is not a readable tar: {e}") from None
+        if not existed:
             self.new_layers.append(diff_id)
         shipped.verify()
-        return diff_id
 
-    def add_image(self, raw_config: bytes, tags: list[str], digest: str | None = None,
-                  diff_ids: list[str] | None = None) -> str:
-        """Check a config (its digest, and that its layers are the ones we registered); store it at the end."""
-        if digest and sha256(raw_config) != check_digest(digest):
-            raise MinidockerError(f"config digest mismatch: expected {digest}, got {sha256(raw_config)}")
-        try:
-            config = json.loads(raw_config)
-            listed = config["rootfs"]["diff_ids"]
-        except (ValueError, KeyError, TypeError):
-            raise MinidockerError("image config is not valid JSON with rootfs.diff_ids") from None
-        if diff_ids is not None and list(listed) != list(diff_ids):
-            raise MinidockerError(f"layers do not match the image config: config lists {len(listed)} diff IDs "
-                                  f"{[d[7:19] for d in listed]}, the layers are {[d[7:19] for d in diff_ids]}")
-        for d in listed:
-            check_digest(d)
+    def add_image(self, raw_config: bytes, tags: list[str]) -> str:
+        """Store this config (and tags) when the whole import has worked; returns the image ID."""
         self.pending.append((raw_config, tags))
         return sha256(raw_config)
 
@@ -142,22 +133,8 @@ class ImageImport:
             for raw_config, tags in self.pending:
                 images.add_image_config(self.store, raw_config, tags)
             return False
-        from minidocker._layers_placeholder import remove_layer
+        from minidocker import layers
 
         for diff_id in self.new_layers:  # nothing stored refers to them: put the store back as it was
-            remove_layer(self.store, diff_id)
+            layers.remove_layer(self.store, diff_id)
         return False
-
-
-def _register(register_layer, store: Store, tar_stream) -> tuple[str, bool]:
-    """register_layer, and whether the layer is new to the store (so a failed import can remove it)."""
-    import tarfile
-    import zlib
-
-    layers_dir = os.path.join(store.images, "layers")  # layers/<diff id hex>, as images.py lays them out
-    before = set(os.listdir(layers_dir)) if os.path.isdir(layers_dir) else set()
-    try:
-        diff_id = register_layer(store, tar_stream)
-    except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
-        raise MinidockerError(f"layer is not a readable tar: {e}") from None
-    return diff_id, diff_id.split(":", 1)[1] not in before

@@ -20,7 +20,7 @@ one static binary plus a symlink per applet, which is the whole userland.
 import json
 import os
 
-from minidocker.errors import MinidockerError, NotFound
+from minidocker.errors import Conflict, MinidockerError, NotFound
 from minidocker.store import Store, atomic_write_json
 
 BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
@@ -42,7 +42,11 @@ class Image:
 
     @property
     def layer_dirs(self) -> list[str]:
-        return [layer_dir(self.store, d) for d in self.config["rootfs"]["diff_ids"]]
+        dirs = [layer_dir(self.store, d) for d in self.config["rootfs"]["diff_ids"]]
+        for diff_id, path in zip(self.config["rootfs"]["diff_ids"], dirs):
+            if not os.path.isdir(path):
+                raise NotFound(f"image {self.id[7:19]} is damaged: its layer {diff_id} is missing from the store")
+        return dirs
 
     @property
     def runtime_config(self) -> dict:
@@ -51,7 +55,9 @@ class Image:
 
 
 def layer_dir(store: Store, diff_id: str) -> str:
-    return os.path.join(store.images, "layers", diff_id.split(":", 1)[1])
+    from minidocker import layers
+
+    return layers.layer_dir(store, diff_id)
 
 
 def _repositories(store: Store) -> dict:
@@ -72,7 +78,8 @@ def get(store: Store, reference: str) -> Image:
     image_id = None
     if reference.startswith("sha256:") or all(c in "0123456789abcdef" for c in reference):
         prefix = reference.removeprefix("sha256:")
-        matches = {i for i in repos.values() if i.removeprefix("sha256:").startswith(prefix)}
+        matches = {i for i in set(repos.values()) | set(image_ids(store))
+                   if i.removeprefix("sha256:").startswith(prefix)}
         if len(matches) == 1 and len(prefix) >= 4:
             image_id = matches.pop()
     if image_id is None:
@@ -88,41 +95,27 @@ def get(store: Store, reference: str) -> Image:
 
 
 def list_images(store: Store) -> list[Image]:
-    by_id: dict[str, list[str]] = {}
-    for tag, image_id in _repositories(store).items():
-        by_id.setdefault(image_id, []).append(tag)
-    return [get(store, image_id) for image_id in by_id]
+    """Every image in the store, tagged or not (an untagged one shows as <none>:<none>)."""
+    return [get(store, image_id) for image_id in image_ids(store)]
+
+
+def image_ids(store: Store) -> list[str]:
+    """The IDs of all stored images: the image configs in blobs/sha256 (configs are JSON objects)."""
+    blobs = os.path.join(store.images, "blobs", "sha256")
+    try:
+        names = os.listdir(blobs)
+    except FileNotFoundError:
+        return []
+    ids = []
+    for name in sorted(names):
+        if len(name) == 64:
+            with open(os.path.join(blobs, name), "rb") as f:
+                if f.read(1) == b"{":
+                    ids.append("sha256:" + name)
+    return ids
 
 
 # -- the offline base image ----------------------------------------------------------
-
-
-def _tar_digest(root: str) -> str:
-    """sha256 of a reproducible tar of `root`: the layer's diff ID, as Docker computes it."""
-    import hashlib  # building images is rare and running them is not: keep `run`'s imports short
-    import io
-    import tarfile
-
-    digest = hashlib.sha256()
-
-    class _Hasher(io.RawIOBase):
-        def write(self, b):
-            digest.update(b)
-            return len(b)
-
-    with tarfile.open(fileobj=_Hasher(), mode="w|", format=tarfile.PAX_FORMAT) as tar:
-        for dirpath, dirnames, filenames in os.walk(root):
-            dirnames.sort()
-            for name in sorted(dirnames + filenames):
-                path = os.path.join(dirpath, name)
-                info = tar.gettarinfo(path, os.path.relpath(path, root))
-                info.mtime, info.uname, info.gname = 0, "", ""
-                if info.isfile():
-                    with open(path, "rb") as f:
-                        tar.addfile(info, f)
-                else:
-                    tar.addfile(info)
-    return "sha256:" + digest.hexdigest()
 
 
 def build_busybox(store: Store) -> str:
@@ -153,12 +146,7 @@ def build_busybox(store: Store) -> str:
         f.write("root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/home:/bin/false\n")
     with open(os.path.join(work, "etc/group"), "w") as f:
         f.write("root:x:0:\nnogroup:x:65534:\n")
-    diff_id = _tar_digest(work)
-    final = layer_dir(store, diff_id)
-    if os.path.isdir(final):
-        shutil.rmtree(work)
-    else:
-        os.rename(work, final)
+    diff_id = _register_tree(store, work)
     version = subprocess.run([busybox], capture_output=True, text=True).stdout.split("\n", 1)[0]
     import time
 
@@ -170,6 +158,22 @@ def build_busybox(store: Store) -> str:
         "history": [{"created_by": f"minidocker: {busybox} ({version.strip()}) and a symlink per applet"}],
     }
     return add_image(store, config, ["busybox:latest"])
+
+
+def _register_tree(store: Store, tree: str) -> str:
+    """Store a directory tree as a layer: tar it reproducibly, then register that tar like any other."""
+    import shutil
+    import tempfile
+
+    from minidocker import layers
+
+    try:
+        with tempfile.TemporaryFile(dir=os.path.join(store.images, "layers")) as spool:
+            layers.write_tar(tree, spool, reproducible=True)
+            spool.seek(0)
+            return layers.register_layer(store, spool)
+    finally:
+        shutil.rmtree(tree, ignore_errors=True)
 
 
 def add_image(store: Store, config: dict, tags: list[str]) -> str:
@@ -233,6 +237,8 @@ def shifted_layers(image: Image, uid: int) -> list[str]:
     import shutil
     import subprocess
 
+    from minidocker import kernel, layers
+
     dirs = []
     for src in image.layer_dirs:
         dst = f"{src}-uid{uid}"
@@ -244,9 +250,176 @@ def shifted_layers(image: Image, uid: int) -> list[str]:
             for path in paths:  # each exactly once: uid -> uid + shift
                 st = os.lstat(path)
                 os.lchown(path, uid + st.st_uid, uid + st.st_gid)
+                if os.path.isdir(path) and not os.path.islink(path) and layers.is_opaque(path):
+                    # in a user namespace overlayfs reads its marks from user.* xattrs ("userxattr")
+                    kernel.setxattr(path, "user.overlay.opaque", b"y")
             os.rename(work, dst)
         dirs.append(dst)
     return dirs
+
+
+# -- managing images (chapter 7): tag, history, remove, prune, config changes ---------------
+
+
+def tag(store: Store, source: str, target: str) -> str:
+    """docker tag: one more name for the same image (only repositories.json changes)."""
+    image = get(store, source)
+    add_image_tags(store, image.id, [target])
+    return image.id
+
+
+def add_image_tags(store: Store, image_id: str, tags: list[str]) -> None:
+    names = [normalize(t) for t in tags]  # every name is checked before any is written
+    with store.lock():
+        repos = _repositories(store)
+        repos.update({name: image_id for name in names})
+        atomic_write_json(os.path.join(store.images, "repositories.json"), repos)
+
+
+def containers_using(store: Store, image_id: str) -> list[dict]:
+    return [r for r in store.records() if r["Image"] == image_id]
+
+
+def remove(store: Store, reference: str, force: bool = False) -> list[str]:
+    """docker rmi: untag, and delete the image once no tag and no container refers to it.
+
+    Returns Docker's report lines ("Untagged: ...", "Deleted: ...").  An image
+    a container uses is refused; with force it is only untagged (its layers
+    stay: the container still runs on them).
+    """
+    image = get(store, reference)
+    by_name = normalize_or_none(reference) in image.tags  # else it named the image by its ID
+    users = containers_using(store, image.id)
+    if users and not force:
+        raise Conflict(f"conflict: unable to remove repository reference \"{reference}\" (must force) - "
+                       f"container {users[0]['Id'][:12]} is using its referenced image {image.id[7:19]}")
+    if not by_name and len(image.tags) > 1 and not force:
+        raise Conflict(f"conflict: unable to delete {image.id[7:19]} (must be forced) - image is referenced in "
+                       f"multiple repositories")
+    doomed_tags = [normalize(reference)] if by_name else image.tags
+    report = []
+    with store.lock():
+        repos = _repositories(store)
+        for name in doomed_tags:
+            if repos.pop(name, None):
+                report.append(f"Untagged: {name}")
+        atomic_write_json(os.path.join(store.images, "repositories.json"), repos)
+        if image.id not in repos.values() and not users:
+            report += _delete_image(store, image)
+    return report
+
+
+def normalize_or_none(reference: str) -> str | None:
+    try:
+        return normalize(reference)
+    except MinidockerError:
+        return None
+
+
+def _delete_image(store: Store, image: Image) -> list[str]:
+    """Delete the config, then every layer no other image lists (call under the lock)."""
+    from minidocker import layers
+
+    os.unlink(os.path.join(store.images, "blobs", "sha256", image.id[7:]))
+    still_used = {d for other in image_ids(store) for d in get(store, other).config["rootfs"]["diff_ids"]}
+    report = [f"Deleted: {image.id}"]
+    for diff_id in dict.fromkeys(image.config["rootfs"]["diff_ids"]):
+        if diff_id not in still_used and layers.has_layer(store, diff_id):
+            layers.remove_layer(store, diff_id)
+            report.append(f"Deleted: {diff_id}")
+    return report
+
+
+def prune(store: Store, all: bool = False) -> list[str]:
+    """docker image prune: delete untagged images no container uses (all=True: every unused image)."""
+    report = []
+    for image_id in image_ids(store):
+        image = get(store, image_id)
+        if (image.tags and not all) or containers_using(store, image_id):
+            continue
+        report += remove(store, image_id, force=True)
+    return report
+
+
+def layer_size(store: Store, diff_id: str) -> int:
+    """Bytes of file content in the unpacked layer (what `docker history` and `images` show as SIZE)."""
+    total = 0
+    for dirpath, _dirs, files in os.walk(layer_dir(store, diff_id)):
+        for name in files:
+            total += os.lstat(os.path.join(dirpath, name)).st_size
+    return total
+
+
+def history(image: Image) -> list[dict]:
+    """docker history: one row per step that made the image, newest first, each with its layer's size."""
+    diff_ids = iter(image.config["rootfs"]["diff_ids"])
+    rows = []
+    for entry in image.config.get("history") or [{} for _ in image.config["rootfs"]["diff_ids"]]:
+        diff_id = None if entry.get("empty_layer") else next(diff_ids, None)
+        rows.append({"created": entry.get("created", ""), "created_by": entry.get("created_by", ""),
+                     "comment": entry.get("comment", ""), "diff_id": diff_id,
+                     "size": layer_size(image.store, diff_id) if diff_id else 0})
+    rows.reverse()
+    for row, image_id in zip(rows, [image.id]):
+        row["id"] = image_id
+    return rows
+
+
+CHANGEABLE = ("CMD", "ENTRYPOINT", "ENV", "WORKDIR", "USER", "EXPOSE", "LABEL", "VOLUME")
+
+
+def apply_changes(runtime_config: dict, changes: list[str]) -> dict:
+    """`--change 'CMD ["sh"]'` and friends (Dockerfile instructions) applied to a copy of a runtime config."""
+    import copy
+    import shlex
+
+    config = copy.deepcopy(runtime_config)
+    for change in changes:
+        instruction, _, rest = change.strip().partition(" ")
+        instruction, rest = instruction.upper(), rest.strip()
+        if instruction not in CHANGEABLE or not rest:
+            raise MinidockerError(f"invalid --change {change!r}: expected one of {', '.join(CHANGEABLE)} "
+                                  f"and its value")
+        try:
+            words = json.loads(rest) if rest.startswith("[") else None
+            if words is not None and not (isinstance(words, list) and all(isinstance(w, str) for w in words)):
+                raise ValueError("a JSON form must be a list of strings")
+            if instruction in ("CMD", "ENTRYPOINT"):  # shell form: run by /bin/sh -c, as in a Dockerfile
+                config[instruction.title() if instruction == "CMD" else "Entrypoint"] = \
+                    words if words is not None else ["/bin/sh", "-c", rest]
+            elif instruction == "ENV":
+                pairs = shlex.split(rest)
+                if "=" not in pairs[0]:  # the old form: ENV KEY the rest of the line
+                    pairs = [f"{pairs[0]}={rest.partition(' ')[2].strip()}"]
+                env = dict(e.split("=", 1) for e in config.get("Env") or [])
+                for pair in pairs:
+                    key, eq, value = pair.partition("=")
+                    if not key or not eq:
+                        raise ValueError(f"{pair!r} is not KEY=VALUE")
+                    env[key] = value
+                config["Env"] = [f"{k}={v}" for k, v in env.items()]
+            elif instruction == "WORKDIR":
+                config["WorkingDir"] = os.path.normpath(os.path.join(config.get("WorkingDir") or "/", rest))
+            elif instruction == "USER":
+                config["User"] = rest
+            elif instruction == "EXPOSE":
+                for port in rest.split():
+                    number, _, protocol = port.partition("/")
+                    if not number.isdigit() or protocol not in ("", "tcp", "udp", "sctp"):
+                        raise ValueError(f"invalid port {port!r}")
+                    config.setdefault("ExposedPorts", {})[f"{int(number)}/{protocol or 'tcp'}"] = {}
+            elif instruction == "LABEL":
+                for pair in shlex.split(rest):
+                    key, eq, value = pair.partition("=")
+                    if not key or not eq:
+                        raise ValueError(f"{pair!r} is not KEY=VALUE")
+                    config.setdefault("Labels", {})[key] = value
+            elif instruction == "VOLUME":
+                for path in words if words is not None else rest.split():
+                    config.setdefault("Volumes", {})[path] = {}
+        except ValueError as e:
+            raise MinidockerError(f"invalid --change {change!r}: {e}") from None
+    return config
 
 
 if __name__ == "__main__":  # scripts/setup: put the offline base image into the store now

@@ -396,3 +396,18 @@ def bring_loopback_up(why: str = "") -> None:
         flags = struct.unpack("16sH14x", fcntl.ioctl(s, SIOCGIFFLAGS, ifreq))[1]
         fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", flags | IFF_UP))
     trace.record("ip link set lo up", why)
+
+
+def setxattr(path: str, name: str, value: bytes, why: str = "") -> None:
+    """setxattr(2): set an extended attribute value.
+
+    "Extended attributes are name:value pairs associated with inodes (files,
+    directories, symbolic links, etc.)."  Names in the trusted.* namespace
+    are visible to and settable by CAP_SYS_ADMIN only; overlayfs keeps its
+    own marks there (trusted.overlay.opaque=y: an opaque directory).
+    """
+    try:
+        os.setxattr(path, name, value, follow_symlinks=False)
+    except OSError as e:
+        raise KernelError("setxattr", e.errno, f"{name} on {path}") from None
+    trace.record(f"setfattr -n {name} -v {value.decode(errors='replace')} {path}", why)

@@ -21,14 +21,13 @@ verified as it arrives (content.py); nothing is stored unless all of it matches.
 
 import io
 import json
-import os
 import platform
 import sys
 import urllib.error
 import urllib.parse
 import urllib.request
 
-from minidocker import content, images, reference, trace
+from minidocker import content, images, layers, reference, trace
 from minidocker.errors import MinidockerError, NotFound
 from minidocker.store import Store
 
@@ -235,30 +234,20 @@ def pull(store: Store, name: str, progress=None, out=sys.stdout) -> str:
                               "only schema 2 and OCI manifests")
     with client.open_blob(manifest["config"]["digest"], "the image config") as response:
         raw_config = response.read(16 << 20)
-    if content.sha256(raw_config) != manifest["config"]["digest"]:
-        raise MinidockerError(f"config digest mismatch: expected {manifest['config']['digest']}, "
-                              f"got {content.sha256(raw_config)}")
-    try:
-        diff_ids = json.loads(raw_config)["rootfs"]["diff_ids"]
-    except (ValueError, KeyError, TypeError):
-        raise MinidockerError("image config is not valid JSON with rootfs.diff_ids") from None
-    if len(diff_ids) != len(manifest["layers"]):
-        raise MinidockerError(f"manifest lists {len(manifest['layers'])} layers, the config {len(diff_ids)}")
+    diff_ids = content.config_layers(raw_config, manifest["config"]["digest"], len(manifest["layers"]))
     with content.ImageImport(store) as incoming:
-        got = []
         for layer, diff_id in zip(manifest["layers"], diff_ids):
             short = layer["digest"][7:19]
-            if os.path.isdir(images.layer_dir(store, content.check_digest(diff_id))):
+            if layers.has_layer(store, diff_id):
                 print(f"{short}: Already exists", file=out, flush=True)
-                got.append(diff_id)
                 continue
             with client.open_blob(layer["digest"], "one layer, usually a gzip-compressed tar") as response:
                 stream = _Progress(response, progress, short, layer.get("size")) if progress else response
-                got.append(incoming.add_layer(stream, layer["digest"], layer.get("size")))
+                incoming.add_layer(stream, diff_id, layer["digest"], layer.get("size"))
                 if progress:
                     stream.close()
             print(f"{short}: Pull complete", file=out, flush=True)
-        image_id = incoming.add_image(raw_config, [ref.familiar], manifest["config"]["digest"], got)
+        image_id = incoming.add_image(raw_config, [ref.familiar])
     print(f"Digest: {digest}\nStatus: Downloaded newer image for {ref.familiar}", file=out, flush=True)
     return image_id
 
@@ -292,18 +281,16 @@ def push(store: Store, name: str, progress=None, out=sys.stdout) -> str:
     import gzip
     import tempfile
 
-    from minidocker._layers_placeholder import write_layer_tar
-
     ref = reference.parse(name)
     if ref.digest:
         raise MinidockerError("push takes a tag, not a digest: the digest is the registry's answer")
     image = images.get(store, ref.familiar)
     client = Client(ref)
     print(f"The push refers to repository [{ref.domain}/{ref.path}]", file=out, flush=True)
-    layers = []
+    descriptors = []  # the manifest's layer entries
     for diff_id in image.config["rootfs"]["diff_ids"]:
         with tempfile.TemporaryFile() as plain, tempfile.TemporaryFile() as packed:
-            write_layer_tar(store, diff_id, plain)
+            layers.layer_tar(store, diff_id, plain)
             plain.seek(0)
             with gzip.GzipFile(fileobj=packed, mode="wb", mtime=0) as gz:  # mtime 0: same bytes, same digest
                 reader = content.VerifyingReader(plain, diff_id, what="layer")
@@ -323,14 +310,14 @@ def push(store: Store, name: str, progress=None, out=sys.stdout) -> str:
                 if progress:
                     body.close()
                 print(f"{short}: Pushed", file=out, flush=True)
-            layers.append({"mediaType": OCI_LAYER_GZIP, "digest": digest, "size": size})
+            descriptors.append({"mediaType": OCI_LAYER_GZIP, "digest": digest, "size": size})
     raw_config = images.config_bytes(image)
     config_digest = content.sha256(raw_config)
     if not client.has_blob(config_digest):
         client.upload_blob(config_digest, io.BytesIO(raw_config), len(raw_config))
     manifest = {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
                 "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": len(raw_config)},
-                "layers": layers}
+                "layers": descriptors}
     raw = json.dumps(manifest, indent=2).encode()
     digest = client.put_manifest(ref.tag, OCI_MANIFEST, raw)
     print(f"{ref.tag}: digest: {digest} size: {len(raw)}", file=out, flush=True)

@@ -1,0 +1,439 @@
+"""Layers: content-addressed directory trees, and the tar streams they travel as (chapters 3 and 7).
+
+A layer travels as a tar stream (inside `docker save` archives, registry
+blobs, `docker commit`).  Its identity, the *diff ID*, is the sha256 of that
+uncompressed tar: the same bytes give the same ID on every machine, so a
+layer already stored is never stored twice.
+
+In the store a layer is unpacked once, into ``images/layers/<hex>/``, and used
+read-only as one ``lowerdir`` of the overlayfs of every container that needs
+it (see :mod:`minidocker.rootfs`).  Deletions travel differently in the two
+worlds, and this module converts between them:
+
+    in a tar (OCI image spec)              in a layer directory (overlayfs)
+    -------------------------              --------------------------------
+    dir/.wh.NAME       (an empty file)     dir/NAME: a character device 0/0  -> "NAME was deleted"
+    dir/.wh..wh..opq   (an empty file)     dir with xattr trusted.overlay.opaque=y
+                                                                             -> "hide all lower dir/*"
+
+To give back the *exact* tar (so that its sha256 is still the diff ID), the
+store keeps a small ``<hex>.tar-split`` record beside the directory: the tar's
+headers and padding verbatim, and for each file's bytes only "read them from
+the unpacked file" -- the same idea as Docker's tar-split.
+
+Layers come from strangers, so unpacking is defensive: Python's tarfile
+extraction filter (PEP 706) refuses paths that are absolute or land outside
+the target, including through a symlink unpacked earlier; this module adds
+what an image layer needs on top -- hard links must point inside, no device
+nodes, whiteout names must be plain names -- and works in a temporary
+directory renamed into place at the end, so a bad layer leaves the store as
+it was.
+"""
+
+import hashlib
+import json
+import os
+import shutil
+
+from minidocker import kernel, trace
+from minidocker.errors import MinidockerError, NotFound
+
+WHITEOUT_PREFIX = ".wh."
+OPAQUE_MARKER = ".wh..wh..opq"
+OPAQUE_XATTR = "trusted.overlay.opaque"
+CHUNK = 1 << 20
+
+
+class BadLayer(MinidockerError):
+    """A layer tar that is unsafe, corrupt, truncated or not what its digest says."""
+
+
+def _tarfile():
+    """tarfile with extraction filters: the standard library's from Python 3.11.4, else the backport."""
+    import tarfile
+
+    if hasattr(tarfile, "tar_filter"):
+        return tarfile
+    from backports import tarfile as backported
+
+    return backported
+
+
+def layer_dir(store, diff_id: str) -> str:
+    return os.path.join(store.images, "layers", _hex(diff_id))
+
+
+def _hex(diff_id: str) -> str:
+    algorithm, _, hex_digest = diff_id.partition(":")
+    if algorithm != "sha256" or len(hex_digest) != 64 or not all(c in "0123456789abcdef" for c in hex_digest):
+        raise BadLayer(f"invalid layer digest: {diff_id!r}")
+    return hex_digest
+
+
+def has_layer(store, diff_id: str) -> bool:
+    return os.path.isdir(layer_dir(store, diff_id))
+
+
+# -- tar -> layer directory -----------------------------------------------------------------
+
+
+def register_layer(store, tar_fileobj, expected_diff_id: str | None = None) -> str:
+    """Unpack a layer tar (plain or gzip) into the store; return its diff ID ("sha256:<hex>").
+
+    Idempotent: a layer already stored is left as it is.  Atomic: on any
+    error (unsafe member, corrupt or truncated tar, digest other than
+    `expected_diff_id`) a BadLayer is raised and the store is unchanged.
+    """
+    layers = os.path.join(store.images, "layers")
+    os.makedirs(layers, exist_ok=True)
+    work = os.path.join(layers, f".incoming-{os.getpid()}-{os.urandom(4).hex()}")
+    os.mkdir(work, 0o700)
+    try:
+        spool = os.path.join(work, "layer.tar")
+        diff_id = _spool(tar_fileobj, spool)
+        if expected_diff_id is not None and diff_id != expected_diff_id:
+            raise BadLayer(f"layer digest mismatch: expected {expected_diff_id}, the tar's sha256 is {diff_id}")
+        final = layer_dir(store, diff_id)
+        if os.path.isdir(final):
+            return diff_id  # already stored: content addressing makes registering twice a no-op
+        tree = os.path.join(work, "tree")
+        os.mkdir(tree, 0o755)
+        members = unpack(spool, tree)
+        split = _write_split(spool, members, tree, diff_id, os.path.join(work, "tar-split"))
+        os.replace(split, f"{final}.{os.path.basename(split)}")  # (an orphan of this is harmless)
+        try:
+            os.rename(tree, final)  # the commit point: from here on the layer exists
+        except OSError:
+            if not os.path.isdir(final):
+                raise  # (else another process registered the same layer meanwhile: fine)
+        trace.record(f"mv {tree} {final}", "the layer is stored under its diff ID, unpacked once")
+        return diff_id
+    except OSError as e:
+        raise BadLayer(f"cannot store layer: {e}") from None
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _spool(fileobj, path: str) -> str:
+    """Copy the (possibly gzip-compressed) stream into `path`, uncompressed; return its sha256."""
+    import gzip
+    import zlib
+
+    head = fileobj.read(2)
+    source = _Prepend(head, fileobj)
+    if head == b"\x1f\x8b":
+        source = gzip.GzipFile(fileobj=source, mode="rb")
+    digest = hashlib.sha256()
+    try:
+        with open(path, "wb") as out:
+            while chunk := source.read(CHUNK):
+                digest.update(chunk)
+                out.write(chunk)
+    except (EOFError, gzip.BadGzipFile, zlib.error) as e:
+        raise BadLayer(f"corrupt compressed layer: {e}") from None
+    trace.record(f"sha256sum {path}", "a layer's diff ID is the sha256 of its uncompressed tar")
+    return "sha256:" + digest.hexdigest()
+
+
+class _Prepend:
+    """A read-only stream: some bytes already read, then the rest of `fileobj`."""
+
+    def __init__(self, head: bytes, fileobj):
+        self.head, self.fileobj = head, fileobj
+
+    def read(self, size=-1):
+        if not self.head:
+            return self.fileobj.read(size)
+        if size is None or size < 0:
+            data, self.head = self.head + self.fileobj.read(), b""
+        else:
+            data, self.head = self.head[:size], self.head[size:]
+        return data
+
+
+def unpack(tar_path: str, dest: str) -> list:
+    """Unpack a layer tar into the empty directory `dest`, whiteouts into overlayfs form.
+
+    Returns the tar's members (TarInfo, in order).  Raises BadLayer on the first unsafe member
+    or on a corrupt or truncated tar; `dest` is then half-filled and must be thrown away.
+    """
+    tarfile = _tarfile()
+    trace.record(f"tar -x --numeric-owner -f {tar_path} -C {dest}",
+                 "unpack the layer (refusing paths outside it); .wh. files become overlayfs whiteouts")
+    try:
+        with tarfile.open(tar_path, "r:") as tar:
+            tar.errorlevel = 2  # every problem is an error, none only a warning
+            tar.extractall(dest, members=_apply_whiteouts(tar, dest), numeric_owner=True,
+                           filter=_safe_for_a_layer)
+            members = tar.getmembers()
+            end = tar.offset
+    except tarfile.FilterError as e:
+        raise BadLayer(f"unsafe layer: {e}") from None
+    except (tarfile.TarError, EOFError) as e:
+        raise BadLayer(f"corrupt layer tar: {e}") from None
+    _check_end_of_archive(tar_path, end)
+    return members
+
+
+def _safe_for_a_layer(member, dest: str):
+    """The extraction filter: tarfile's own checks, plus what an image layer needs.
+
+    tarfile.tar_filter refuses absolute names and any name that resolves
+    outside `dest`, symlinks unpacked earlier included (symlink-then-write).
+    Unlike it, a layer keeps its modes (setuid, sticky /tmp) and owners, and
+    absolute symlinks are fine: they are resolved inside the container.
+    """
+    tarfile = _tarfile()
+    name = member.name
+    if name.startswith("/"):
+        raise tarfile.AbsolutePathError(member)
+    if ".." in name.split("/"):
+        raise tarfile.OutsideDestinationError(member, name)
+    tarfile.tar_filter(member, dest)  # raises when the name escapes; its mode changes are not wanted here
+    if member.islnk():
+        target = os.path.realpath(os.path.join(dest, member.linkname))
+        if member.linkname.startswith("/") or ".." in member.linkname.split("/") \
+                or os.path.commonpath([target, os.path.realpath(dest)]) != os.path.realpath(dest):
+            raise tarfile.LinkOutsideDestinationError(member, target)
+    if member.ischr() or member.isblk():
+        raise tarfile.SpecialFileError(member)  # a device node in an image would hand out a host device
+    return member
+
+
+def _apply_whiteouts(tar, dest: str):
+    """Yield the members to unpack as they are; turn each OCI whiteout into its overlayfs form instead."""
+    tarfile = _tarfile()
+    for member in tar:
+        directory, _, base = member.name.rstrip("/").rpartition("/")
+        if not base.startswith(WHITEOUT_PREFIX):
+            yield member
+            continue
+        _safe_for_a_layer(member, dest)
+        if not member.isreg():
+            raise tarfile.FilterError(f"whiteout {member.name!r} is not an empty file")
+        parent = os.path.join(dest, directory)
+        os.makedirs(parent, exist_ok=True)
+        if base == OPAQUE_MARKER:
+            kernel.setxattr(parent, OPAQUE_XATTR, b"y", why="opaque directory: lower layers' entries are hidden")
+            continue
+        hidden = base[len(WHITEOUT_PREFIX):]
+        if hidden.startswith(WHITEOUT_PREFIX):
+            continue  # other .wh..wh.* names are aufs bookkeeping, meaningless here (Docker skips them too)
+        if hidden in ("", ".", ".."):
+            raise tarfile.FilterError(f"bad whiteout name {member.name!r}")
+        target = os.path.join(parent, hidden)
+        if os.path.isdir(target) and not os.path.islink(target):
+            shutil.rmtree(target)
+        elif os.path.lexists(target):
+            os.unlink(target)
+        kernel.mknod(target, "c", 0, 0, mode=0o000, why=f"whiteout: {hidden} is deleted in this layer")
+
+
+def _check_end_of_archive(tar_path: str, end: int) -> None:
+    """tarfile stops quietly at a damaged header; a whole tar ends with zero blocks, so look for them."""
+    with open(tar_path, "rb") as f:
+        f.seek(end)
+        marker = f.read(1024)
+    if len(marker) < 512 or marker.strip(b"\0"):
+        raise BadLayer(f"corrupt layer tar: truncated or damaged at byte {end} (no end-of-archive marker)")
+
+
+# -- layer directory -> the same tar ----------------------------------------------------------
+
+
+def _write_split(tar_path: str, members: list, tree: str, diff_id: str, out_path: str) -> str:
+    """Record how to rebuild the tar byte for byte from `tree`; returns the record's path.
+
+    Each file's content is read back from the unpacked file when that file
+    is certainly the one on disk (the last member of that name, a regular
+    file); everything else -- headers, padding, rarer members -- is kept
+    verbatim.  The record is checked by rebuilding the tar once: when it does
+    not reproduce the diff ID, the whole tar is kept instead.
+    """
+    import base64
+    import gzip
+
+    last_of_name = {}
+    for index, member in enumerate(members):
+        last_of_name[_clean(member.name)] = index
+    segments, cursor = [], 0
+    with open(tar_path, "rb") as raw:
+        def verbatim(upto):
+            nonlocal cursor
+            if upto > cursor:
+                segments.append(["raw", base64.b64encode(raw.read(upto - cursor)).decode()])
+                cursor = upto
+
+        for index, member in enumerate(members):
+            verbatim(member.offset_data)
+            if member.size and member.isreg() and not member.issparse() \
+                    and last_of_name[_clean(member.name)] == index:
+                segments.append(["file", _clean(member.name), member.size])
+                raw.seek(member.size, os.SEEK_CUR)
+                cursor += member.size
+        verbatim(os.path.getsize(tar_path))
+    with gzip.open(out_path, "wt") as f:
+        json.dump({"diff_id": diff_id, "segments": segments}, f)
+    digest = hashlib.sha256()
+    try:
+        _replay(out_path, tree, _Hasher(digest))
+    except (OSError, BadLayer):
+        digest = None
+    if digest is None or "sha256:" + digest.hexdigest() != diff_id:  # rare: members that overwrite one another
+        os.unlink(out_path)
+        out_path = out_path.replace("tar-split", "tar")
+        os.rename(tar_path, out_path)
+    return out_path
+
+
+def _clean(name: str) -> str:
+    return os.path.normpath(name).lstrip("/")
+
+
+class _Hasher:
+    def __init__(self, digest):
+        self.digest = digest
+
+    def write(self, data):
+        self.digest.update(data)
+        return len(data)
+
+
+def _replay(split_path: str, tree: str, out) -> None:
+    import base64
+    import gzip
+
+    with gzip.open(split_path, "rt") as f:
+        segments = json.load(f)["segments"]
+    for segment in segments:
+        if segment[0] == "raw":
+            out.write(base64.b64decode(segment[1]))
+            continue
+        _, name, size = segment
+        with open(os.path.join(tree, name), "rb") as content:
+            left = size
+            while left:
+                chunk = content.read(min(CHUNK, left))
+                if not chunk:
+                    raise BadLayer(f"layer file {name} is shorter than recorded: the store is damaged")
+                out.write(chunk)
+                left -= len(chunk)
+
+
+def layer_tar(store, diff_id: str, out) -> None:
+    """Write the layer's tar, exactly the bytes it was registered from (sha256 = diff ID), to `out`.
+
+    Raises NotFound when the layer is not stored, BadLayer when what is stored no
+    longer reproduces the digest (checked as the bytes go out).
+    """
+    tree = layer_dir(store, diff_id)
+    if not os.path.isdir(tree):
+        raise NotFound(f"layer {diff_id} is not in the store")
+    digest = hashlib.sha256()
+
+    class Both:
+        def write(self, data):
+            digest.update(data)
+            return out.write(data)
+
+    if os.path.exists(f"{tree}.tar-split"):
+        _replay(f"{tree}.tar-split", tree, Both())
+    elif os.path.exists(f"{tree}.tar"):
+        with open(f"{tree}.tar", "rb") as f:
+            while chunk := f.read(CHUNK):
+                Both().write(chunk)
+    else:  # a layer made by an older minidocker: its tar was the reproducible one of write_tar
+        write_tar(tree, Both(), reproducible=True)
+    if "sha256:" + digest.hexdigest() != diff_id:
+        raise BadLayer(f"layer {diff_id} in the store no longer matches its digest (sha256:{digest.hexdigest()})")
+
+
+write_layer_tar = layer_tar  # the name chapter 3's code (save, push) calls it by
+
+
+def remove_layer(store, diff_id: str) -> None:
+    """Delete a layer: its directory, its tar-split record and any user-namespace copies of it.
+
+    The caller makes sure nothing uses it any more (see images.remove).
+    """
+    import glob
+
+    tree = layer_dir(store, diff_id)
+    for path in [f"{tree}.tar-split", f"{tree}.tar"]:
+        if os.path.exists(path):
+            os.unlink(path)
+    for path in [tree] + glob.glob(f"{tree}-uid*"):
+        if os.path.isdir(path):
+            doomed = f"{os.path.dirname(path)}/.removing-{os.path.basename(path)}-{os.getpid()}"
+            os.rename(path, doomed)  # first out of sight in one step, then deleted at leisure
+            shutil.rmtree(doomed, ignore_errors=True)
+    trace.record(f"rm -rf {tree}", "no image uses the layer any more")
+
+
+# -- a directory (a container's upper dir, a build) -> a layer tar ----------------------------------
+
+
+def is_whiteout(st) -> bool:
+    """overlayfs's mark for "deleted": a character device with device number 0/0."""
+    import stat
+
+    return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
+
+
+def is_opaque(path: str) -> bool:
+    """Marked opaque by overlayfs: trusted.overlay.opaque, or user.overlay.opaque in a user namespace."""
+    for name in (OPAQUE_XATTR, "user.overlay.opaque"):
+        try:
+            if os.getxattr(path, name, follow_symlinks=False) == b"y":
+                return True
+        except OSError:
+            pass
+    return False
+
+
+def write_tar(root: str, out, reproducible: bool = False, skip=lambda relpath: False, uid_shift: int = 0) -> None:
+    """Tar the tree `root` onto the stream `out`, overlayfs whiteouts converted to OCI ones.
+
+    `reproducible` zeroes times and owner names, so the same tree always
+    gives the same bytes (and so the same diff ID).  `skip(relpath)` leaves
+    entries out (a container's bind-mount placeholders).  `uid_shift` maps
+    owners back from a user namespace's range (host 100000 = container 0).
+    """
+    tarfile = _tarfile()
+    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames.sort()
+            for name in sorted(dirnames + filenames):
+                path = os.path.join(dirpath, name)
+                relpath = os.path.relpath(path, root)
+                if skip(relpath):
+                    if name in dirnames:
+                        dirnames.remove(name)
+                    continue
+                st = os.lstat(path)
+                if is_whiteout(st):
+                    info = tarfile.TarInfo(os.path.join(os.path.dirname(relpath), WHITEOUT_PREFIX + name))
+                    info.mtime = 0 if reproducible else int(st.st_mtime)
+                    tar.addfile(info)
+                    continue
+                info = tar.gettarinfo(path, relpath)
+                if uid_shift and info.uid >= uid_shift and info.gid >= uid_shift:
+                    info.uid, info.gid, info.uname, info.gname = info.uid - uid_shift, info.gid - uid_shift, "", ""
+                if reproducible:
+                    info.mtime, info.uname, info.gname = 0, "", ""
+                if info.isfile():
+                    with open(path, "rb") as f:
+                        tar.addfile(info, f)
+                else:
+                    tar.addfile(info)
+                if info.isdir() and is_opaque(path):
+                    marker = tarfile.TarInfo(f"{relpath}/{OPAQUE_MARKER}")
+                    marker.mtime = 0 if reproducible else int(st.st_mtime)
+                    tar.addfile(marker)
+
+
+def tar_digest(root: str, reproducible: bool = True) -> str:
+    """The diff ID the tree `root` would have as a layer."""
+    digest = hashlib.sha256()
+    write_tar(root, _Hasher(digest), reproducible=reproducible)
+    return "sha256:" + digest.hexdigest()
