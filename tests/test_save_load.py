@@ -315,3 +315,28 @@ def test_oci_layout_with_an_index_of_platforms_loads_this_machines(md, empty_md,
                                                   "annotations": ours["annotations"]}]}, open(index_path, "w"))
     assert empty_md.out("load", "-i", str(layout)) == "Loaded image: busybox:latest"
     assert empty_md.out("run", "--rm", "busybox", "echo", "our platform") == "our platform"
+
+
+def test_deletions_travel_both_ways_as_oci_whiteouts(md, empty_md, podman, tmp_path):
+    """A deleted file is a whiteout in the layer tar: podman must honour minidocker's, and the other way round."""
+    md.out("run", "--name", "deleter", "busybox", "sh", "-c", "rm /etc/group && echo new > /etc/added")
+    md.out("commit", "deleter", "deleted:1")
+    md.out("save", "-o", str(tmp_path / "deleted.tar"), "deleted:1")
+    with tarfile.open(tmp_path / "deleted.tar") as tar:
+        manifest = json.load(tar.extractfile("manifest.json"))
+        with tarfile.open(fileobj=tar.extractfile(manifest[0]["Layers"][-1])) as top:
+            assert "etc/.wh.group" in top.getnames()  # the OCI form, not overlayfs's 0/0 device
+    podman("load", "-i", str(tmp_path / "deleted.tar"))
+    seen = podman("run", "--rm", "--network", "none", "localhost/deleted:1", "sh", "-c",
+                  "ls /etc/group 2>&1; cat /etc/added").stdout
+    assert "No such file" in seen and "new" in seen
+
+    context = tmp_path / "rm-context"
+    context.mkdir()
+    (context / "Containerfile").write_text("FROM localhost/deleted:1\nRUN rm /etc/passwd\n")
+    podman("build", "-q", "-t", "alsodeleted:1", str(context))
+    podman("save", "-o", str(tmp_path / "alsodeleted.tar"), "localhost/alsodeleted:1")
+    assert empty_md.out("load", "-i", str(tmp_path / "alsodeleted.tar")) == "Loaded image: localhost/alsodeleted:1"
+    listing = empty_md("run", "--rm", "localhost/alsodeleted:1", "sh", "-c", "ls /etc")
+    names = set(listing.stdout.split())  # (beside hostname, hosts, resolv.conf: minidocker's own mounts)
+    assert listing.returncode == 0 and "added" in names and not names & {"group", "passwd"}, listing.stdout
