@@ -58,7 +58,7 @@ def save(store: Store, refs: list[str], out) -> None:
     manifest, repositories, written = [], {}, set()
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
         for ref, image in chosen:
-            entry = manifest_entry(ref, image)
+            entry = manifest_entry(image.id, image.config["rootfs"]["diff_ids"], _tag_named_by(ref, image))
             if entry["Config"] not in written:
                 _add_bytes(tar, entry["Config"], images.config_bytes(image))
                 written.add(entry["Config"])
@@ -76,11 +76,17 @@ def save(store: Store, refs: list[str], out) -> None:
                      "docker-archive: the configs, each layer's tar, and manifest.json naming them")
 
 
-def manifest_entry(ref: str, image: images.Image) -> dict:
-    """One image's entry in manifest.json: where its config and its layers are inside the archive."""
-    return {"Config": image.id.split(":", 1)[1] + ".json",
-            "RepoTags": _tag_named_by(ref, image),
-            "Layers": [d.split(":", 1)[1] + "/layer.tar" for d in image.config["rootfs"]["diff_ids"]]}
+def manifest_entry(image_id: str, diff_ids: list[str], tags: list[str]) -> dict:
+    """One image's entry in manifest.json: its tags, and where its config and layers are in the archive.
+
+    The config is stored as "<image ID hex>.json" and each layer as "<diff ID hex>/layer.tar",
+    bottom layer first (the order of the config's rootfs.diff_ids).  For example
+    manifest_entry("sha256:ab…", ["sha256:12…", "sha256:34…"], ["web:1"]) ->
+    {"Config": "ab….json", "RepoTags": ["web:1"], "Layers": ["12…/layer.tar", "34…/layer.tar"]}
+    """
+    return {"Config": image_id.removeprefix("sha256:") + ".json",
+            "RepoTags": list(tags),
+            "Layers": [diff_id.removeprefix("sha256:") + "/layer.tar" for diff_id in diff_ids]}
 
 
 def _tag_named_by(ref: str, image: images.Image) -> list[str]:
