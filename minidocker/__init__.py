@@ -19,6 +19,8 @@ Read the modules in chapter order:
     content.py     digests: everything that arrives is checked
     archive.py     save / load: docker-archive and the OCI image layout
     registry.py    pull / push: the OCI distribution API over HTTP
+    grade.py       the graded exercises (exercises/): stubs made from this code, and the grader;
+    exercise.py    minidocker with one function replaced by a learner's
 """
 
 __version__ = "0.1.0"

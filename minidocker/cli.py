@@ -448,6 +448,36 @@ def _print_images(image_list, store, quiet: bool, no_trunc: bool) -> None:
                   f"{_human_size(size)}")
 
 
+# -- graded exercises (exercises/) -------------------------------------------------------------
+
+
+def grade_flags(p):
+    p.add_argument("exercises", nargs="*", help="e.g. 01_isolation or 01 (default: every exercise)")
+    p.add_argument("--solution", help="your solution file (one exercise; default exercises/NN_name/solution.py)")
+    p.add_argument("-o", "--output", default="grade-results", help="where results.json and junit.xml go")
+    p.add_argument("--timeout", type=float, default=60, help="seconds one check may take")
+    p.add_argument("--reference", action="store_true", help="grade minidocker's own functions (full marks)")
+    p.add_argument("--reset-stub", action="store_true", help="rewrite solution.py as the generated stub")
+
+
+def grade_command(args, store):
+    from minidocker import grade
+
+    if args.reset_stub and not args.exercises:  # it overwrites the learner's work: never all by default
+        raise MinidockerError("--reset-stub overwrites your solution.py: name the exercise(s) to reset")
+    exercises = grade.find(args.exercises)
+    if args.reset_stub:
+        for exercise in exercises:
+            print(grade.reset_stub(exercise))
+        return None
+    if args.solution and len(exercises) != 1:
+        raise MinidockerError("--solution needs exactly one exercise named")
+    solutions = {exercises[0].name: args.solution} if args.solution else None
+    report = grade.grade(exercises, solutions, args.output, args.timeout, reference=args.reference)
+    print(grade.table(report))
+    return 0 if report.passed else 1
+
+
 def no_flags(p):
     pass
 
@@ -553,6 +583,8 @@ COMMANDS = {
     "load": ("load images from a docker-archive or OCI layout (tar or directory)", load_flags, load_command),
     "pull": ("download an image from a registry", pull_flags, pull_command),
     "push": ("upload an image to a registry", pull_flags, push_command),
+    "grade": ("grade your exercise solutions (exercises/): a score table, JUnit XML, results.json",
+              grade_flags, grade_command),
 }
 
 

@@ -13,15 +13,13 @@ import glob
 import os
 import shlex
 import subprocess
-import sys
 
 import pytest
 
+from conftest import MINIDOCKER  # the learner's minidocker, under `minidocker grade`
 from minidocker.errors import MinidockerError
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="containers need root")
-
-MINIDOCKER = os.path.join(os.path.dirname(sys.executable), "minidocker")
 
 
 @pytest.fixture(scope="module")
