@@ -15,6 +15,10 @@ Read the modules in chapter order:
     supervisor.py  the shim beside each container; shim.py: its lean waiting half; enter.py: exec
     api.py         the Python API; cli.py: the command line over it
     notebook.py    the notebooks' Lab: a private state root, short cells, the trace as a table
+    reference.py   image names: registry/repository:tag@digest      (chapter 3)
+    content.py     digests: everything that arrives is checked
+    archive.py     save / load: docker-archive and the OCI image layout
+    registry.py    pull / push: the OCI distribution API over HTTP
     grade.py       the graded exercises (exercises/): stubs made from this code, and the grader;
     exercise.py    minidocker with one function replaced by a learner's
 """

@@ -231,7 +231,7 @@ def run(image: str, command: list[str] | None = None, options: Options | None = 
 
 
 def last_trace() -> list[trace.Step]:
-    """The kernel steps of the last create/start/run/exec in this process: what --explain prints."""
+    """The kernel steps of the last create/start/run/exec (or save/load/pull/push): what --explain prints."""
     return trace.steps()
 
 
@@ -564,3 +564,42 @@ def follow_logs(ref: str, follow: bool = False, store: Store | None = None):
             yield from entries
             return
         time.sleep(0.05)
+
+
+# -- moving images: save / load / pull / push (chapter 3) --------------------------------------
+
+
+def save(refs: list[str], out, store: Store | None = None) -> None:
+    """Write images to the binary file `out` as a docker-archive tar (what `docker save` writes)."""
+    from minidocker import archive
+
+    trace.take()  # last_trace(): this command's steps only
+    archive.save(_store(store), refs, out)
+
+
+def load(source, store: Store | None = None) -> list[str]:
+    """Load a docker-archive or OCI layout (a path: tar or directory; or a binary stream)."""
+    from minidocker import archive
+
+    trace.take()  # last_trace(): this command's steps only
+    return archive.load(_store(store), source)
+
+
+def pull(name: str, progress=None, out=None, store: Store | None = None) -> str:
+    """Download an image from its registry (OCI distribution API); returns its ID."""
+    import sys
+
+    from minidocker import registry
+
+    trace.take()  # last_trace(): this command's steps only
+    return registry.pull(_store(store), name, progress=progress, out=out or sys.stdout)
+
+
+def push(name: str, progress=None, out=None, store: Store | None = None) -> str:
+    """Upload a local image to the registry its name says; returns the manifest digest."""
+    import sys
+
+    from minidocker import registry
+
+    trace.take()  # last_trace(): this command's steps only
+    return registry.push(_store(store), name, progress=progress, out=out or sys.stdout)

@@ -514,6 +514,78 @@ def no_flags(p):
     pass
 
 
+# -- save, load, pull, push (chapter 3: moving images) -------------------------------------
+
+
+def save_flags(p):
+    p.add_argument("-o", "--output", help="write to this file instead of stdout")
+    p.add_argument("images", nargs="+")
+
+
+def save_command(args, store):
+    import os
+
+    from minidocker import api
+
+    if args.output:
+        tmp = f"{args.output}.tmp-{os.getpid()}"
+        try:
+            with open(tmp, "wb") as f:
+                api.save(args.images, f, store=store)
+            os.replace(tmp, args.output)  # a failed save leaves no half-written file
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    elif sys.stdout.isatty():
+        raise MinidockerError("cowardly refusing to save to a terminal. Use the -o flag or redirect")
+    else:
+        api.save(args.images, sys.stdout.buffer, store=store)
+    _explain_now(args, store)
+
+
+def load_flags(p):
+    p.add_argument("-i", "--input", help="read this file or directory instead of stdin")
+    p.add_argument("-q", "--quiet", action="store_true")
+
+
+def load_command(args, store):
+    from minidocker import api
+
+    for line in api.load(args.input or sys.stdin.buffer, store=store):
+        if not args.quiet:
+            print(line)
+    _explain_now(args, store)
+
+
+def pull_flags(p):
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress, only the result")
+    p.add_argument("image")
+
+
+def pull_command(args, store):
+    _transfer(args, store)
+
+
+def push_command(args, store):
+    _transfer(args, store)
+
+
+def _transfer(args, store):
+    """pull or push; a progress bar per layer when stderr is a terminal."""
+    import io
+
+    from minidocker import api
+
+    progress = None
+    if not args.quiet and sys.stderr.isatty():
+        from tqdm import tqdm as progress
+    out = io.StringIO() if args.quiet else sys.stdout
+    result = (api.pull if args.subcommand == "pull" else api.push)(args.image, progress, out, store=store)
+    if args.quiet:
+        print(result if args.subcommand == "pull" else args.image)
+    _explain_now(args, store)
+
+
 # The command table: name -> (one line of help, declare its flags, run it).  A new command is one
 # more row here and its two functions above; `run it` returns the exit code (None means 0).
 COMMANDS = {
@@ -539,6 +611,10 @@ COMMANDS = {
     "export": ("a container's files, flattened, as a tar", export_flags, export_command),
     "import": ("make a one-layer image from a tar (- for stdin)", import_flags, import_command),
     "system": ("system prune: remove stopped containers and leftovers", system_flags, system_command),
+    "save": ("write images to a tar (docker-archive), stdout by default", save_flags, save_command),
+    "load": ("load images from a docker-archive or OCI layout (tar or directory)", load_flags, load_command),
+    "pull": ("download an image from a registry", pull_flags, pull_command),
+    "push": ("upload an image to a registry", pull_flags, push_command),
     "grade": ("grade your exercise solutions (exercises/): a score table, JUnit XML, results.json",
               grade_flags, grade_command),
 }

@@ -28,11 +28,10 @@ DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 
 
 def normalize(reference: str) -> str:
-    """'busybox' -> 'busybox:latest' (a reference without a tag means :latest)."""
-    name, _, tag = reference.rpartition(":") if ":" in reference.split("/")[-1] else (reference, "", "")
-    if not name or not all(c.isalnum() or c in "._-/" for c in name) or (":" in reference and not tag):
-        raise MinidockerError(f"invalid reference format: {reference!r}")
-    return f"{name}:{tag or 'latest'}"
+    """'busybox' -> 'busybox:latest' (a reference without a tag means :latest); see reference.py."""
+    from minidocker import reference as references
+
+    return references.parse(reference).familiar
 
 
 class Image:
@@ -89,7 +88,7 @@ def get(store: Store, reference: str) -> Image:
         if image_id is None and name == "busybox:latest":
             image_id = build_busybox(store)
     if image_id is None:
-        raise NotFound(f"Unable to find image '{reference}' locally (and minidocker cannot pull yet)")
+        raise NotFound(f"Unable to find image '{reference}' locally (run never pulls: 'minidocker pull {reference}')")
     with open(os.path.join(store.images, "blobs", "sha256", image_id.split(":", 1)[1])) as f:
         config = json.load(f)
     return Image(store, image_id, config, sorted(t for t, i in _repositories(store).items() if i == image_id))
@@ -195,6 +194,36 @@ def add_image(store: Store, config: dict, tags: list[str]) -> str:
         repos.update({normalize(t): image_id for t in tags})
         atomic_write_json(os.path.join(store.images, "repositories.json"), repos)
     return image_id
+
+
+def add_image_config(store: Store, raw_config: bytes, tags: list[str]) -> str:
+    """Store a config exactly as it arrived (its bytes are its ID) and point the tags at it.
+
+    An image that came from elsewhere (`load`, `pull`) keeps its ID only if
+    its config is stored byte for byte: re-serialising the JSON would change
+    the sha256, and with it the image's identity.
+    """
+    import hashlib
+
+    image_id = "sha256:" + hashlib.sha256(raw_config).hexdigest()
+    blobs = os.path.join(store.images, "blobs", "sha256")
+    os.makedirs(blobs, exist_ok=True)
+    blob = os.path.join(blobs, image_id.split(":", 1)[1])
+    if not os.path.exists(blob):
+        with open(f"{blob}.tmp-{os.getpid()}", "wb") as f:
+            f.write(raw_config)
+        os.replace(f"{blob}.tmp-{os.getpid()}", blob)
+    with store.lock():
+        repos = _repositories(store)
+        repos.update({normalize(t): image_id for t in tags})
+        atomic_write_json(os.path.join(store.images, "repositories.json"), repos)
+    return image_id
+
+
+def config_bytes(image: Image) -> bytes:
+    """The image's config exactly as stored: the bytes whose sha256 is its ID."""
+    with open(os.path.join(image.store.images, "blobs", "sha256", image.id.split(":", 1)[1]), "rb") as f:
+        return f.read()
 
 
 def shifted_layers(image: Image, uid: int) -> list[str]:

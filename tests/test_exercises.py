@@ -66,7 +66,7 @@ def scores(results: dict) -> dict[str, int]:
 
 
 def test_there_are_exercises_for_chapters_1_and_2():
-    assert {e.chapter for e in EXERCISES} >= {1, 2}
+    assert {e.chapter for e in EXERCISES} >= {1, 2, 3}
     for e in EXERCISES:
         assert e.checks and all(c.points > 0 for c in e.checks)
         assert os.path.isfile(os.path.join(e.folder, "README.md"))
@@ -185,6 +185,18 @@ WRONG = {
                 return ([entrypoint] if entrypoint else []) + list(args)
             return list(image_entrypoint or []) + (list(args) if args else list(image_cmd or []))
         """, ["nothing to run is refused (125, 'No command specified') and nothing is created"]),
+    ],
+    "03_save_and_load": [
+        ("only the top layer (as if the parent layers were found some other way)", """
+            return {"Config": image_id.split(":")[1] + ".json", "RepoTags": list(tags),
+                    "Layers": [diff_ids[-1].split(":")[1] + "/layer.tar"]}
+        """, ["a deleted file stays deleted in podman (every layer of the stack is listed)"]),
+        ("no tags recorded", """
+            return {"Config": image_id.split(":")[1] + ".json", "RepoTags": [],
+                    "Layers": [d.split(":")[1] + "/layer.tar" for d in diff_ids]}
+        """, ["podman, another engine, loads the tar and runs it with the same image ID",
+              "two tags of one image: one entry listing both tags, its layer stored once",
+              "minidocker loads its own archive back, even gzip-compressed"]),
     ],
 }
 
