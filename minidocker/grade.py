@@ -125,7 +125,7 @@ def find(wanted: list[str] | None, directory: str | None = None) -> list[Exercis
 
 
 def _reference_parts(exercise: Exercise) -> tuple[str, list[str], ast.FunctionDef]:
-    """The reference module's source, its import statements, and the reference function's node."""
+    """The reference module's source, its import statements and constants, and the reference function's node."""
     spec = importlib.util.find_spec(exercise.module)
     if spec is None or not spec.origin:
         raise MinidockerError(f"exercise {exercise.name}: no module {exercise.module}")
@@ -133,12 +133,18 @@ def _reference_parts(exercise: Exercise) -> tuple[str, list[str], ast.FunctionDe
         source = f.read()
     tree = ast.parse(source)
     imports = [ast.get_source_segment(source, node) for node in tree.body
-               if isinstance(node, (ast.Import, ast.ImportFrom))]
+               if isinstance(node, (ast.Import, ast.ImportFrom)) or _is_constant(node)]
     function = next((node for node in tree.body
                      if isinstance(node, ast.FunctionDef) and node.name == exercise.function), None)
     if function is None:
         raise MinidockerError(f"exercise {exercise.name}: {exercise.module} has no function {exercise.function}")
     return source, imports, function
+
+
+def _is_constant(node: ast.stmt) -> bool:
+    """A module constant such as ``OPAQUE_MARKER = ".wh..wh..opq"``: the learner gets it with the imports."""
+    return (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)
+            and node.targets[0].id.isupper() and isinstance(node.value, ast.Constant))
 
 
 def _header(exercise: Exercise, kind: str) -> str:

@@ -37,6 +37,7 @@ import os
 
 from minidocker import kernel, trace
 from minidocker.errors import MinidockerError, NotFound
+from minidocker.store import remove_tree
 
 WHITEOUT_PREFIX = ".wh."
 OPAQUE_MARKER = ".wh..wh..opq"
@@ -208,8 +209,6 @@ def _safe_for_a_layer(member, dest: str):
 
 def _apply_whiteouts(tar, dest: str):
     """Yield the members to unpack as they are; turn each OCI whiteout into its overlayfs form instead."""
-    import shutil
-
     tarfile = _tarfile()
     for member in tar:
         directory, _, base = member.name.rstrip("/").rpartition("/")
@@ -244,7 +243,7 @@ def apply_whiteout(directory: str, whiteout: str) -> None:
     hidden = whiteout[len(WHITEOUT_PREFIX):]
     target = os.path.join(directory, hidden)
     if os.path.isdir(target) and not os.path.islink(target):
-        shutil.rmtree(target)
+        remove_tree(target)
     elif os.path.lexists(target):
         os.unlink(target)
     kernel.mknod(target, "c", 0, 0, mode=0o000, why=f"whiteout: {hidden} is deleted in this layer")

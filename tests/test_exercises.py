@@ -65,8 +65,8 @@ def scores(results: dict) -> dict[str, int]:
 # -- the stubs are made from the reference -------------------------------------------------------
 
 
-def test_there_are_exercises_for_chapters_1_and_2():
-    assert {e.chapter for e in EXERCISES} >= {1, 2, 3}
+def test_there_are_exercises_for_chapters_1_2_3_and_7():
+    assert {e.chapter for e in EXERCISES} >= {1, 2, 3, 7}
     for e in EXERCISES:
         assert e.checks and all(c.points > 0 for c in e.checks)
         assert os.path.isfile(os.path.join(e.folder, "README.md"))
@@ -197,6 +197,29 @@ WRONG = {
         """, ["podman, another engine, loads the tar and runs it with the same image ID",
               "two tags of one image: one entry listing both tags, its layer stored once",
               "minidocker loads its own archive back, even gzip-compressed"]),
+    ],
+    "07_union_filesystem": [
+        ("the markers are dropped, nothing made", """
+            return None
+        """, ["a file deleted in a container stays deleted in the committed image",
+              "a directory removed and made again hides the image's old one"]),
+        ("no opaque directories", """
+            if whiteout == OPAQUE_MARKER:
+                return
+            target = os.path.join(directory, whiteout[len(WHITEOUT_PREFIX):])
+            if os.path.lexists(target) and not os.path.isdir(target):
+                os.unlink(target)
+            kernel.mknod(target, "c", 0, 0, mode=0o000, why="whiteout")
+        """, ["a directory removed and made again hides the image's old one"]),
+        ("os.mknod: the step is not in the trace", """
+            if whiteout == OPAQUE_MARKER:
+                kernel.setxattr(directory, OPAQUE_XATTR, b"y", why="opaque")
+                return
+            target = os.path.join(directory, whiteout[len(WHITEOUT_PREFIX):])
+            if os.path.lexists(target) and not os.path.isdir(target):
+                os.unlink(target)
+            os.mknod(target, 0o020000, os.makedev(0, 0))
+        """, ["the explain trace shows the whiteout being made"]),
     ],
 }
 

@@ -104,6 +104,15 @@ def test_oci_whiteouts_become_overlayfs_ones(store):
     assert os.listdir(f"{tree}/var/cache") == []
 
 
+def test_a_whiteout_replaces_what_the_same_layer_put_there_a_directory_or_a_file(store):
+    data = make_tar(("d", "dir", None), ("d/inside", "file", "x"), ("f", "file", "y"),
+                    (".wh.d", "file", b""), (".wh.f", "file", b""))
+    tree = layers.layer_dir(store, layers.register_layer(store, io.BytesIO(data)))
+    for name in ("d", "f"):
+        st = os.lstat(f"{tree}/{name}")
+        assert stat.S_ISCHR(st.st_mode) and st.st_rdev == os.makedev(0, 0), name
+
+
 def test_registering_twice_changes_nothing_and_gzip_gives_the_same_diff_id(store):
     data = make_tar(*GOOD)
     diff_id = layers.register_layer(store, io.BytesIO(data))

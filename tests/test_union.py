@@ -181,7 +181,7 @@ def test_explain_shows_the_overlay_options_and_the_tar_steps(md):
     assert f"mount -t overlay -o lowerdir={lowers},upperdir=" in run.stderr
     md.out("run", "--name", "x", "three:2", "rm", "/data/f")
     commit = md("--explain", "commit", "x", "x:1")
-    assert commit.returncode == 0
+    assert commit.returncode == 0, commit.stderr
     for step in ("tar -c -C", "sha256sum", "tar -x --numeric-owner", "mknod -m 0", " c 0 0"):
         assert step in commit.stderr
 

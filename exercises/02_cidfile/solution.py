@@ -11,7 +11,7 @@ import signal
 import time
 from minidocker import (capabilities, cgroups, images, kernel, rootfs, spec, store as store_module, supervisor,
                         trace)
-from minidocker.errors import Conflict, MinidockerError
+from minidocker.errors import Conflict, MinidockerError, NotFound
 from minidocker.store import NEVER, Store, now
 
 

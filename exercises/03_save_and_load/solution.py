@@ -13,6 +13,11 @@ import tarfile
 from minidocker import content, images, reference, trace
 from minidocker.errors import MinidockerError
 from minidocker.store import Store
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+DOCKER_MANIFEST_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+REF_NAME = "org.opencontainers.image.ref.name"
+CONTAINERD_NAME = "io.containerd.image.name"
 
 
 def manifest_entry(image_id: str, diff_ids: list[str], tags: list[str]) -> dict:

@@ -6,12 +6,14 @@ Write the body of apply_whiteout(), then run `sudo minidocker grade 07_union_fil
 Read README.md in this folder first.  You may use everything imported below.
 """
 
-import hashlib
 import json
 import os
-import shutil
 from minidocker import kernel, trace
 from minidocker.errors import MinidockerError, NotFound
+from minidocker.store import remove_tree
+WHITEOUT_PREFIX = ".wh."
+OPAQUE_MARKER = ".wh..wh..opq"
+OPAQUE_XATTR = "trusted.overlay.opaque"
 
 
 def apply_whiteout(directory: str, whiteout: str) -> None:
