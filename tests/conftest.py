@@ -9,8 +9,10 @@ and fails the test that made it.
 """
 
 import glob
+import hashlib
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import time
@@ -86,6 +88,29 @@ def md(tmp_path, image_template) -> Minidocker:
     leftovers = cli("ps", "-aq", "--no-trunc").stdout.split()
     if leftovers:
         cli("rm", "-f", *leftovers, timeout=60)
+
+
+@pytest.fixture
+def empty_md(tmp_path):
+    """A second minidocker with an empty store: what a load or pull must fill by itself."""
+    root = tmp_path / "empty"
+    root.mkdir()
+    return Minidocker(str(root), cgroup_parent=cgroup_parent_of(tmp_path))
+
+
+def store_snapshot(root: str) -> dict:
+    """Every path under `root` with its type, mode, size and content hash: to prove nothing changed."""
+    state = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = os.path.join(dirpath, name)
+            st = os.lstat(path)
+            digest = None
+            if stat.S_ISREG(st.st_mode):
+                with open(path, "rb") as f:
+                    digest = hashlib.sha256(f.read()).hexdigest()
+            state[os.path.relpath(path, root)] = (st.st_mode, st.st_size, st.st_rdev, digest)
+    return state
 
 
 # -- leak check -----------------------------------------------------------------------

@@ -13,6 +13,8 @@ import tarfile
 
 import pytest
 
+from conftest import store_snapshot
+
 from minidocker import layers
 from minidocker.errors import NotFound
 from minidocker.store import Store
@@ -54,21 +56,6 @@ def make_tar(*entries) -> bytes:
 
 def sha(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-def snapshot(root: str) -> dict:
-    """Every path under `root` with its type, mode, size and content hash: to prove nothing changed."""
-    state = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            path = os.path.join(dirpath, name)
-            st = os.lstat(path)
-            digest = None
-            if stat.S_ISREG(st.st_mode):
-                with open(path, "rb") as f:
-                    digest = hashlib.sha256(f.read()).hexdigest()
-            state[os.path.relpath(path, root)] = (st.st_mode, st.st_size, st.st_rdev, digest)
-    return state
 
 
 GOOD = [("etc", "dir", None), ("etc/motd", "file", "hello\n"), ("etc/gone.conf", "file", "x"),
@@ -116,10 +103,10 @@ def test_a_whiteout_replaces_what_the_same_layer_put_there_a_directory_or_a_file
 def test_registering_twice_changes_nothing_and_gzip_gives_the_same_diff_id(store):
     data = make_tar(*GOOD)
     diff_id = layers.register_layer(store, io.BytesIO(data))
-    before = snapshot(store.images)
+    before = store_snapshot(store.images)
     assert layers.register_layer(store, io.BytesIO(gzip.compress(data))) == diff_id
     assert layers.register_layer(store, io.BytesIO(data), expected_diff_id=diff_id) == diff_id
-    assert snapshot(store.images) == before
+    assert store_snapshot(store.images) == before
 
 
 def test_members_overwriting_one_another_still_give_back_the_exact_tar(store):
@@ -163,13 +150,13 @@ def test_unsafe_tars_are_refused_and_nothing_escapes_or_changes(store, tmp_path,
     outside.mkdir()
     (outside / "victim").write_text("keep me")
     layers.register_layer(store, io.BytesIO(make_tar(*GOOD)))
-    before, outside_before = snapshot(store.root), snapshot(str(outside))
+    before, outside_before = store_snapshot(store.root), store_snapshot(str(outside))
     entries = [(n.format(outside=outside), k, e.format(outside=outside) if isinstance(e, str) else e)
                for n, k, e in UNSAFE[case]]
     with pytest.raises(layers.BadLayer, match="unsafe layer"):
         layers.register_layer(store, io.BytesIO(make_tar(*entries)))
-    assert snapshot(store.root) == before
-    assert snapshot(str(outside)) == outside_before
+    assert store_snapshot(store.root) == before
+    assert store_snapshot(str(outside)) == outside_before
     assert not os.path.lexists("/tmp/evil")
 
 
@@ -192,19 +179,19 @@ def _damaged():
 @pytest.mark.parametrize("case", list(_damaged()), ids=list(_damaged()))
 def test_corrupt_or_truncated_tars_are_refused_and_the_store_is_unchanged(store, case):
     layers.register_layer(store, io.BytesIO(make_tar(*GOOD)))
-    before = snapshot(store.root)
+    before = store_snapshot(store.root)
     with pytest.raises(layers.BadLayer, match="corrupt"):
         layers.register_layer(store, io.BytesIO(_damaged()[case]))
-    assert snapshot(store.root) == before
+    assert store_snapshot(store.root) == before
 
 
 def test_digest_mismatch_and_missing_layer(store):
     layers.register_layer(store, io.BytesIO(make_tar(("other", "file", "other"))))
     data = make_tar(*GOOD)
-    before = snapshot(store.root)
+    before = store_snapshot(store.root)
     with pytest.raises(layers.BadLayer, match="digest mismatch"):
         layers.register_layer(store, io.BytesIO(data), expected_diff_id="sha256:" + "0" * 64)
-    assert snapshot(store.root) == before
+    assert store_snapshot(store.root) == before
     with pytest.raises(NotFound, match="not in the store"):
         layers.layer_tar(store, sha(data), io.BytesIO())
     with pytest.raises(layers.BadLayer, match="invalid layer digest"):
@@ -221,10 +208,10 @@ def test_a_damaged_store_is_detected_when_the_tar_is_given_back(store):
 
 def test_remove_layer_leaves_other_layers(store):
     kept = layers.register_layer(store, io.BytesIO(make_tar(("kept", "file", "k"))))
-    before = snapshot(store.root)
+    before = store_snapshot(store.root)
     doomed = layers.register_layer(store, io.BytesIO(make_tar(*GOOD)))
     layers.remove_layer(store, doomed)
-    assert snapshot(store.root) == before and layers.has_layer(store, kept) and not layers.has_layer(store, doomed)
+    assert store_snapshot(store.root) == before and layers.has_layer(store, kept) and not layers.has_layer(store, doomed)
 
 
 def test_a_layer_stored_without_a_record_is_given_back_from_its_tree(store, tmp_path):

@@ -20,7 +20,6 @@ import urllib.request
 
 import pytest
 
-from conftest import Minidocker, cgroup_parent_of
 from minidocker import images
 from minidocker.store import Store
 
@@ -83,11 +82,7 @@ def registry(tmp_path):
     r.stop()
 
 
-@pytest.fixture
-def empty_md(tmp_path):
-    root = tmp_path / "empty"
-    root.mkdir()
-    return Minidocker(str(root), cgroup_parent=cgroup_parent_of(tmp_path))
+
 
 
 def tag(md, source: str, target: str) -> None:

@@ -14,7 +14,6 @@ import tarfile
 
 import pytest
 
-from conftest import Minidocker, cgroup_parent_of
 
 
 class Podman:
@@ -66,12 +65,7 @@ def podman(tmp_path):
     p.clean()
 
 
-@pytest.fixture
-def empty_md(tmp_path):
-    """A second minidocker with an empty store: what a load or pull must fill by itself."""
-    root = tmp_path / "empty"
-    root.mkdir()
-    return Minidocker(str(root), cgroup_parent=cgroup_parent_of(tmp_path))
+
 
 
 def three_layer_image(podman, md, tmp_path) -> str:

@@ -5,7 +5,6 @@ child), a fresh interpreter with nothing of minidocker imported; when the contai
 execs the supervisor again, which records the exit.  Memory is measured in benchmarks/ (P4), not here.
 """
 
-import os
 
 
 def _cmdline(pid: int) -> list[str]:

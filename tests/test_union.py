@@ -11,6 +11,7 @@ import os
 import stat
 import tarfile
 
+from conftest import store_snapshot
 from minidocker import images, layers, union
 from minidocker.store import Store
 
@@ -186,16 +187,6 @@ def test_explain_shows_the_overlay_options_and_the_tar_steps(md):
         assert step in commit.stderr
 
 
-def snapshot(root: str) -> dict:
-    state = {}
-    for dirpath, dirnames, filenames in os.walk(root):
-        for name in dirnames + filenames:
-            path = os.path.join(dirpath, name)
-            st = os.lstat(path)
-            state[os.path.relpath(path, root)] = (st.st_mode, st.st_size)
-    return state
-
-
 def test_bad_layers_and_images_get_one_line_and_change_nothing(md, tmp_path):
     md.out("create", "--name", "keep", "busybox", "true")
     evil = tmp_path / "evil.tar"
@@ -209,7 +200,7 @@ def test_bad_layers_and_images_get_one_line_and_change_nothing(md, tmp_path):
         tar.addfile(info, io.BytesIO(b"x" * 2000))
     truncated = tmp_path / "truncated.tar"
     truncated.write_bytes(good.getvalue()[:1200])
-    store_before = snapshot(os.path.join(md.root, "images"))
+    store_before = store_snapshot(os.path.join(md.root, "images"))
     for args, message in [(["import", str(evil), "evil"], "unsafe layer"),
                           (["import", str(truncated), "t"], "corrupt layer tar"),
                           (["import", str(tmp_path / "absent.tar")], "cannot read"),
@@ -222,7 +213,7 @@ def test_bad_layers_and_images_get_one_line_and_change_nothing(md, tmp_path):
         assert result.returncode == 125, (args, result.stderr)
         assert message in result.stderr and result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert not os.path.exists("/etc/evil")
-    assert snapshot(os.path.join(md.root, "images")) == store_before
+    assert store_snapshot(os.path.join(md.root, "images")) == store_before
     missing = md("rmi", "nosuch")
     assert missing.returncode == 1 and "Unable to find image" in missing.stderr
 
