@@ -744,7 +744,15 @@ def _print_ps(records: list[dict], quiet: bool, no_trunc: bool) -> None:
 
 
 def entry_point() -> None:
-    sys.exit(main())
+    code = main()
+    # Everything minidocker made is closed and recorded by now.  Skipping the interpreter's
+    # tidy-up (freeing every module and object one by one) saves a short command ~5 ms.
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BrokenPipeError:  # nobody reads our output any more (`| head`)
+        pass
+    os._exit(code)
 
 
 if __name__ == "__main__":

@@ -4,19 +4,26 @@ Three processes take part, as in runc:
 
     minidocker (the supervisor)          intermediate              container init
     ---------------------------          ------------              --------------
-    fork() ---------------------------->  join the cgroup
-                                          unshare(--user)?
+    fork() ---------------------------->  unshare(--user)?
     write uid_map/gid_map   <-- asks --   (wait)
                                           unshare(--pid --mount --uts --ipc --net)
                                           fork() -------------->   PID 1 of the new PID namespace
     learns init's PID  <---------------   exit                     mount overlay, /proc, /dev, /sys
-    (init is re-parented to minidocker,                            pivot_root (or chroot)
-     a "child subreaper")                                          hostname, user, workdir
+    moves init into the cgroup                                     pivot_root (or chroot)
+    (init is re-parented to minidocker,                            hostname, user, workdir
+     a "child subreaper")                                          (wait)
     go!  ------------------------------------------------------>   execve(the command)
 
 Why two forks?  ``unshare(CLONE_NEWPID)`` does not move the caller into the
 new PID namespace -- only its next child is born there, as PID 1.  And a user
 namespace must exist *before* the others so that it owns them.
+
+Why does minidocker, not init itself, join the cgroup?  On cgroup v1 the
+first move into a cgroup waits for an RCU grace period (the kernel makes sure
+no CPU still reads the old cgroup membership): about 10 ms of doing nothing.
+Done from outside, that wait overlaps init's mounts instead of adding to
+them.  The command still starts inside the cgroup: init waits for "go!",
+and minidocker sends it only after the move.
 
 The processes talk over a socketpair: the forked ones send their requests and
 their errors (with the explain-trace steps they performed since their last
@@ -130,7 +137,7 @@ def launch(record: dict, container_dir: str, lower_dirs: list[str], cgroup, stdi
 
     Raises CommandNotFound (127), CannotExecute (126) or MinidockerError (125)
     with the container's own one-line reason if it could not start.
-    `on_ready(init_pid)` runs just before the command is exec'd (used by --explain);
+    `on_ready(init_pid)` runs once the command has been exec'd (used by --explain);
     `on_console(fd)` receives the master side of the container's terminal (with tty).
     """
     parent, child = Channel.pair()
@@ -138,7 +145,7 @@ def launch(record: dict, container_dir: str, lower_dirs: list[str], cgroup, stdi
     intermediate = os.fork()
     if intermediate == 0:
         parent.close()
-        _run_child(lambda: _intermediate(record, container_dir, lower_dirs, cgroup, stdio, child), child)
+        _run_child(lambda: _intermediate(record, container_dir, lower_dirs, stdio, child), child)
     child.close()
     init_pid, failure = None, None
     try:
@@ -148,14 +155,18 @@ def launch(record: dict, container_dir: str, lower_dirs: list[str], cgroup, stdi
                 parent.send(mapped=True)
             elif "pid" in message:
                 init_pid = message["pid"]
+                cgroup.join(init_pid)  # while init sets up its mounts (see above)
             elif "console" in message:
                 on_console(message["fd"])
             elif "ready" in message:
-                if on_ready:
-                    on_ready(init_pid)
                 parent.send(go=True)
             elif "error" in message:
                 failure = message
+    except BaseException:
+        parent.close()  # init sees the socket close and gives up
+        if init_pid:
+            _reap(init_pid)
+        raise
     finally:
         parent.close()
         os.waitpid(intermediate, 0)
@@ -164,6 +175,8 @@ def launch(record: dict, container_dir: str, lower_dirs: list[str], cgroup, stdi
             _reap(init_pid)
         error_class = {126: CannotExecute, 127: CommandNotFound}.get(failure["exit"], MinidockerError)
         raise error_class(failure["error"])
+    if on_ready:
+        on_ready(init_pid)
     return init_pid
 
 
@@ -199,9 +212,8 @@ def _write_id_maps(pid: int) -> None:
     kernel.write(f"/proc/{pid}/gid_map", mapping, why="the same for group IDs")
 
 
-def _intermediate(record, container_dir, lower_dirs, cgroup, stdio, channel: Channel) -> None:
+def _intermediate(record, container_dir, lower_dirs, stdio, channel: Channel) -> None:
     channel.forward_trace()
-    cgroup.join(0)  # before anything else: every later child is charged to the container
     flags = namespace_flags(record["HostConfig"])
     if flags & CLONE_NEWUSER:
         kernel.unshare(CLONE_NEWUSER, why="a user namespace first, so that it owns all the others")
@@ -254,9 +266,9 @@ def _container_init(record, container_dir, lower_dirs, stdio, flags, channel: Ch
     kernel.set_identity(uid, gid, why="drop the host's groups; -u picks the user")
     argv = [record["Path"]] + record["Args"]
     executable = find_executable(argv[0], env)
-    trace.record(f"exec {' '.join(argv)}", "replace this process by the container's command (execve)")
     channel.send(ready=True)
     channel.expect("go")
+    trace.record(f"exec {' '.join(argv)}", "replace this process by the container's command (execve)")
     if host_config.get("Init"):
         command_pid = os.fork()
         if command_pid:
