@@ -389,20 +389,21 @@ imported = time.monotonic_ns()
 cli.main(["run", "--rm", "busybox", "true"])
 done = time.monotonic_ns()
 steps = trace.steps()
-first_join = next(i for i, s in enumerate(steps) if s.actor == "container")
+first_in_child = next(i for i, s in enumerate(steps) if s.actor == "container")
 exec_step = next(i for i, s in enumerate(steps) if s.command.startswith("exec "))
 after = steps[exec_step + 1] if exec_step + 1 < len(steps) else None
-marks = [start, imported, steps[first_join - 1].at_ns, steps[first_join].at_ns, steps[exec_step].at_ns,
+marks = [start, imported, steps[first_in_child - 1].at_ns, steps[first_in_child].at_ns, steps[exec_step].at_ns,
          after.at_ns if after else done, done]
 print(json.dumps([(b - a) / 1e6 for a, b in zip(marks, marks[1:])]))
 """
 PHASE_NAMES = [
     "imports (argparse, json, ctypes, minidocker's modules)",
     "parse flags, image lookup, container record and files, cgroup directories",
-    "fork, and the first write to a cgroup.procs (on cgroup v1 the kernel waits for an RCU grace period)",
-    "container set-up in the child: other cgroups, unshare, fork PID 1, mounts, pivot_root, capabilities",
-    "/bin/true execs and exits; the kernel tears its namespaces down",
-    "clean-up: exit status, cgroup rmdir, --rm removes the container directory, interpreter exit not included",
+    "fork, unshare the namespaces",
+    "fork PID 1: its mounts, pivot_root, capabilities; meanwhile minidocker moves it into the cgroup "
+    "(on cgroup v1 the first move waits for an RCU grace period); go, exec",
+    "/bin/true runs and exits; the kernel tears its namespaces down",
+    "clean-up: exit status, cgroup rmdir, --rm removes the container directory",
 ]
 
 

@@ -268,12 +268,15 @@ def _container_init(record, container_dir, lower_dirs, stdio, flags, channel: Ch
     executable = find_executable(argv[0], env)
     channel.send(ready=True)
     channel.expect("go")
-    trace.record(f"exec {' '.join(argv)}", "replace this process by the container's command (execve)")
     if host_config.get("Init"):
+        trace.record("# fork(): the command becomes PID 2; PID 1 stays minidocker's init",
+                     "--init: PID 1 reaps orphaned zombies and passes signals on to the command")
+        channel.flush_trace()  # the child would inherit a copy of it
         command_pid = os.fork()
         if command_pid:
             channel.close()
-            init.reap_and_forward(command_pid)  # PID 1 stays minidocker's init; never returns
+            init.reap_and_forward(command_pid)  # never returns
+    trace.record(f"exec {' '.join(argv)}", "replace this process by the container's command (execve)")
     exec_command(executable, argv, env, channel)
 
 

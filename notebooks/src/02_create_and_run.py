@@ -225,16 +225,16 @@ for init in (False, True):
     time.sleep(1)  # the orphans' sleep 0.2 has long finished
     rows.append({"init": init, "zombies seen from the host": len(zombies_in(cid)),
                  "ps inside (STAT Z = zombie)": lab.exec(cid, "ps", "-o", "pid,stat,comm").strip()})
-    init_steps = lab.trace("execve")
+    init_steps = lab.trace("execve|--init")
     lab.remove(cid)
 lab.table(rows)
 
 # %% [markdown]
 # Without init, three `sleep` zombies hang under PID 1 until the container dies (each holds a PID: a
 # busy server leaks them until `--pids-limit` or the PID space runs out). With init, PID 1 is
-# `minidocker-init`, the command is PID 2, and the orphans were reaped. In the trace the last step
-# is the same in both runs, the `exec` of the command: with `init=True`, PID 1 forks right there; the
-# child (PID 2) performs that exec and PID 1 stays behind, waiting (`minidocker/init.py`).
+# `minidocker-init`, the command is PID 2, and the orphans were reaped. In the trace of the run with
+# `init=True`, PID 1 forks just before the `exec`: the child (PID 2) performs that exec and PID 1
+# stays behind, waiting (`minidocker/init.py`).
 
 # %%
 init_steps
