@@ -426,7 +426,7 @@ def p4_many_detached(bench: Bench) -> str:
     count = bench.args.count
     rows = ["| engine | start all s | per container ms | per-container process | RSS MB each | PSS MB each "
             "| daemons RSS MB | rm -f all s |", "|---|---:|---:|---|---:|---:|---:|---:|"]
-    engines = [("minidocker", [MINIDOCKER], bench.md_env, minidocker_supervisors, "supervisor (python)")]
+    engines = [("minidocker", [MINIDOCKER], bench.md_env, minidocker_supervisors, "shim (C, shim.c)")]
     if bench.docker:
         engines.append(("docker", bench.docker, None, docker_shims, "containerd-shim-runc-v2"))
     if bench.podman:
@@ -457,7 +457,7 @@ def p4_many_detached(bench: Bench) -> str:
         f"{count} containers `run -d … sleep 1000`, one command after another; then the memory of the process "
         f"each engine keeps beside each container (mean over them; PSS shares each shared page among its "
         f"sharers, so it is what one more container really costs); then one `rm -f` of all.\n",
-        *rows, "", "- target: minidocker's supervisor ≤ 3 MB each"])
+        *rows, "", "- target: minidocker's shim ≤ 3 MB each"])
 
 
 def minidocker_supervisors(bench):

@@ -10,8 +10,10 @@ supervisor is the same idea in one function, :func:`supervise`:
 * ``run -d`` and ``start`` fork it off as a daemon (``setsid``, double fork)
   that outlives the command, so the container keeps running after you get
   your prompt back.  Once the container runs, that daemon slims down: it
-  execs the small shim (shim.py) to wait, and the shim execs this module again
-  (``python -m minidocker.supervisor``) to record the exit (:func:`finish`).
+  execs the shim, a small C program (shim.c, compiled once and cached), which
+  copies the output into the log and waits; when the container exits, the
+  shim execs this module again (``python -m minidocker.supervisor``) to record
+  the exit (:func:`finish`).
 """
 
 import json
@@ -22,13 +24,14 @@ import sys
 import termios
 import tty
 
-from minidocker import cgroups, images, launch, trace
+from minidocker import cgroups, compiled, images, launch, trace
 from minidocker.errors import CannotExecute, CommandNotFound, Conflict, MinidockerError
 from minidocker.init import exit_status
 from minidocker.launch import Stdio
 from minidocker.store import NEVER, Store, now
 
 ATTACHED_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2)
+SHIM_SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shim.c")
 
 
 def cgroup_of(record: dict) -> cgroups.Cgroup:
@@ -83,7 +86,10 @@ def supervise(store: Store, cid: str, attach: bool, on_started=None, on_ready=No
     if on_started:
         on_started()
     if not attach:
-        _exec_shim(store, record, pid, streams.outputs)  # does not return
+        try:
+            _exec_shim(store, record, pid, streams.outputs, shim_binary())  # does not return
+        except MinidockerError:
+            pass  # no shim and no gcc to build it: this supervisor waits itself, only bigger
     # Attached, Ctrl-C and friends are for the container (Docker's --sig-proxy), then ours again.
     previous = {sig: signal.signal(sig, lambda signum, _frame: _signal_quietly(pid, signum))
                 for sig in (ATTACHED_SIGNALS if attach else ())}
@@ -115,16 +121,19 @@ def finish(store: Store, cid: str, cgroup: cgroups.Cgroup, status: int) -> int:
     return code
 
 
-def _exec_shim(store: Store, record: dict, pid: int, outputs: dict) -> None:
+def shim_binary() -> str:
+    """The compiled shim (shim.c), built on first use; scripts/setup builds it ahead."""
+    return compiled.compiled(SHIM_SOURCE, "the shim")
+
+
+def _exec_shim(store: Store, record: dict, pid: int, outputs: dict, shim: str) -> None:
     """Become the shim (same PID: the container stays our child); it execs `finish` when the container exits."""
     for fd in outputs:
         os.set_inheritable(fd, True)
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)  # where the finishing python finds us
-    shim = os.path.join(os.path.dirname(os.path.abspath(__file__)), "shim.py")
     streams = ",".join(f"{fd}:{stream}" for fd, (stream, _echo) in outputs.items())
     finish_command = [sys.executable, "-S", "-m", "minidocker.supervisor", store.root, record["Id"]]
-    os.execv(sys.executable, [sys.executable, "-I", "-S", shim, record["LogPath"], str(pid), streams, "--",
-                              *finish_command])
+    os.execv(shim, [shim, record["LogPath"], str(pid), streams, "--", *finish_command])
 
 
 def _claim(record: dict) -> None:

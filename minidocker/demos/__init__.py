@@ -18,47 +18,16 @@ container's tree the root *mount* and lets minidocker detach the host's
 tree, so there is nothing left above "/" to climb to.
 
 The program is compiled with ``gcc -static`` (the busybox image has no C
-library) once per version of its source, and cached.
+library) once per version of its source, and cached (minidocker/compiled.py).
 """
 
-import hashlib
 import os
-import subprocess
-import tempfile
 
-from minidocker.errors import MinidockerError
+from minidocker.compiled import CACHE_DIR, compiled
 
 SOURCE = os.path.join(os.path.dirname(__file__), "chroot_breakout.c")
-CACHE_DIR = "/var/cache/minidocker"
-_INSTALL_HINT = "install the Debian packages gcc and libc6-dev (apt-get install gcc libc6-dev)"
 
 
 def breakout_binary(cache_dir: str = CACHE_DIR) -> str:
     """Return the path of the compiled chroot_breakout program, compiling it on first use."""
-    with open(SOURCE, "rb") as f:
-        source = f.read()
-    # Named after the source's hash: an edited source gets a fresh binary, never a stale one.
-    path = os.path.join(cache_dir, f"chroot_breakout-{hashlib.sha256(source).hexdigest()[:12]}")
-    if os.path.exists(path):
-        return path
-    os.makedirs(cache_dir, exist_ok=True)
-    # Compile to a temporary name in the same directory, then rename: rename(2) is atomic,
-    # so a concurrent caller sees either no binary or a complete one, never half of one.
-    fd, tmp = tempfile.mkstemp(prefix=".chroot_breakout-", dir=cache_dir)
-    os.close(fd)
-    try:
-        try:
-            result = subprocess.run(["gcc", "-static", "-O2", "-o", tmp, SOURCE], capture_output=True, text=True)
-        except FileNotFoundError:
-            raise MinidockerError(f"cannot build the chroot breakout demo: gcc not found; {_INSTALL_HINT}") from None
-        if result.returncode != 0:
-            # Without libc6-dev the linker reports "cannot find -lc" (no static libc.a).
-            lines = result.stderr.strip().splitlines() or ["gcc failed"]
-            why = next((ln for ln in lines if "cannot find" in ln or "error" in ln), lines[-1])
-            raise MinidockerError(f"cannot build the chroot breakout demo ({why.strip()}); {_INSTALL_HINT}")
-        os.chmod(tmp, 0o755)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return compiled(SOURCE, "the chroot breakout demo", ("-static", "-O2"), cache_dir)
