@@ -14,6 +14,7 @@ import json
 import os
 import random
 import re
+import subprocess
 import sys
 
 import pytest
@@ -178,3 +179,28 @@ def test_detached_run_with_rm_is_removed_by_the_finishing_supervisor(md):
     md.out("run", "-d", "--rm", "--name", "brief", "busybox", "sh", "-c", "echo bye")
     md.wait_for(lambda: md("inspect", "brief").returncode != 0, what="the container to be removed")
     assert md.out("ps", "-aq") == ""
+
+
+def test_without_a_shim_or_gcc_to_build_it_the_supervisor_waits_itself(md):
+    """No compiled shim and no compiler (shim_binary raises, as it does without gcc): the container
+    still runs, logs and records its exit -- the Python supervisor stays beside it instead."""
+    program = f"""
+from minidocker import api, supervisor
+from minidocker.errors import MinidockerError
+from minidocker.store import Store
+
+def no_gcc():
+    raise MinidockerError("cannot build the shim: gcc not found")
+
+supervisor.shim_binary = no_gcc  # the daemon forked by api.run inherits this
+api.run("busybox", ["sh", "-c", "echo out; echo err >&2; exec sleep 30"], detach=True, name="fallback",
+        store=Store({md.root!r}))
+"""
+    subprocess.run([sys.executable, "-c", program], env=md.env, check=True, timeout=60)
+    waiting = int(md.inspect("fallback", "{{.State.SupervisorPid}}"))
+    assert _cmdline(waiting)[0] == sys.executable and _parent(md.pid("fallback")) == waiting
+    md.wait_for(lambda: md("logs", "fallback").stdout == "out\n", what="the log")
+    assert md("logs", "fallback").stderr == "err\n"
+    md.out("kill", "fallback")
+    assert md.out("wait", "fallback") == "137"
+    md.wait_for(lambda: _gone(waiting), what="the supervisor to exit")
