@@ -92,11 +92,17 @@ class ImageImport:
                 incoming.add_layer(blob, diff_id, digest="sha256:...")   # checked as it streams in
             incoming.add_image(raw_config, ["alpine:3.19"])              # stored when the block ends
         # an exception inside the block removes the layers it added
+
+    Two imports may run at once and share a layer: the one that stored it first
+    may then fail and roll back.  So commit and roll-back both happen under the
+    store's lock; a roll-back keeps a layer that a stored image lists, and a
+    commit whose layer was rolled back meanwhile fails (one line: load again).
     """
 
     def __init__(self, store: Store):
         self.store = store
-        self.new_layers: list[str] = []
+        self.layers: list[str] = []  # every layer the images of this import list
+        self.new_layers: list[str] = []  # those this import stored
         self.pending: list[tuple[bytes, list[str]]] = []
 
     def __enter__(self):
@@ -121,6 +127,7 @@ class ImageImport:
             raise MinidockerError(f"layer is not a readable tar: {e}") from None
         if not existed:
             self.new_layers.append(diff_id)
+        self.layers.append(diff_id)
         shipped.verify()
 
     def add_image(self, raw_config: bytes, tags: list[str]) -> str:
@@ -129,12 +136,19 @@ class ImageImport:
         return sha256(raw_config)
 
     def __exit__(self, exc_type, exc, tb):
-        if exc_type is None:
-            for raw_config, tags in self.pending:
-                images.add_image_config(self.store, raw_config, tags)
-            return False
         from minidocker import layers
 
-        for diff_id in self.new_layers:  # nothing stored refers to them: put the store back as it was
-            layers.remove_layer(self.store, diff_id)
+        with self.store.lock():
+            gone = [d for d in self.layers if not layers.has_layer(self.store, d)]
+            if exc_type is None and not gone:
+                for raw_config, tags in self.pending:
+                    images.add_image_config(self.store, raw_config, tags)
+                return False
+            in_use = images.layers_in_use(self.store)
+            for diff_id in self.new_layers:  # put the store back as it was, but for what others now use
+                if diff_id not in in_use and diff_id not in gone:
+                    layers.remove_layer(self.store, diff_id)
+        if exc_type is None:
+            raise MinidockerError(f"layer {gone[0]} was removed meanwhile by another import that failed; "
+                                  "nothing was stored: run this one again")
         return False

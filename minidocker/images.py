@@ -94,6 +94,11 @@ def get(store: Store, reference: str) -> Image:
     return Image(store, image_id, config, sorted(t for t, i in _repositories(store).items() if i == image_id))
 
 
+def layers_in_use(store: Store) -> set[str]:
+    """The diff IDs of the layers that some stored image lists (call under the lock)."""
+    return {diff_id for image_id in image_ids(store) for diff_id in get(store, image_id).config["rootfs"]["diff_ids"]}
+
+
 def list_images(store: Store) -> list[Image]:
     """Every image in the store, tagged or not (an untagged one shows as <none>:<none>)."""
     return [get(store, image_id) for image_id in image_ids(store)]
@@ -209,11 +214,11 @@ def add_image_config(store: Store, raw_config: bytes, tags: list[str]) -> str:
     blobs = os.path.join(store.images, "blobs", "sha256")
     os.makedirs(blobs, exist_ok=True)
     blob = os.path.join(blobs, image_id.split(":", 1)[1])
-    if not os.path.exists(blob):
-        with open(f"{blob}.tmp-{os.getpid()}", "wb") as f:
-            f.write(raw_config)
-        os.replace(f"{blob}.tmp-{os.getpid()}", blob)
-    with store.lock():
+    with store.lock():  # an image appears whole, never while rmi decides which layers are still used
+        if not os.path.exists(blob):
+            with open(f"{blob}.tmp-{os.getpid()}", "wb") as f:
+                f.write(raw_config)
+            os.replace(f"{blob}.tmp-{os.getpid()}", blob)
         repos = _repositories(store)
         repos.update({normalize(t): image_id for t in tags})
         atomic_write_json(os.path.join(store.images, "repositories.json"), repos)
@@ -321,7 +326,7 @@ def _delete_image(store: Store, image: Image) -> list[str]:
     from minidocker import layers
 
     os.unlink(os.path.join(store.images, "blobs", "sha256", image.id[7:]))
-    still_used = {d for other in image_ids(store) for d in get(store, other).config["rootfs"]["diff_ids"]}
+    still_used = layers_in_use(store)
     report = [f"Deleted: {image.id}"]
     for diff_id in dict.fromkeys(image.config["rootfs"]["diff_ids"]):
         if diff_id not in still_used and layers.has_layer(store, diff_id):

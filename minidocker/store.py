@@ -42,14 +42,20 @@ class Store:
         for d in (self.root, self.containers, self.images):
             os.makedirs(d, exist_ok=True)
             os.chmod(d, 0o711)  # traversable by a user namespace's remapped root, not listable
+        self._locked = False  # do we hold the lock (see lock)?
 
     @contextlib.contextmanager
     def lock(self):
+        if self._locked:  # taken already, further up this call: a second flock(2) would wait for ourselves
+            yield
+            return
         fd = os.open(os.path.join(self.root, "lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
+            self._locked = True
             yield
         finally:
+            self._locked = False
             os.close(fd)
 
     # -- container records ------------------------------------------------------------

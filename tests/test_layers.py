@@ -7,6 +7,7 @@ looked at on disk (device numbers, xattrs), which is what overlayfs will read.
 import gzip
 import hashlib
 import io
+import json
 import os
 import stat
 import tarfile
@@ -15,8 +16,8 @@ import pytest
 
 from conftest import store_snapshot
 
-from minidocker import layers
-from minidocker.errors import NotFound
+from minidocker import images, layers
+from minidocker.errors import MinidockerError, NotFound
 from minidocker.store import Store
 
 
@@ -228,3 +229,38 @@ def test_a_layer_stored_without_a_record_is_given_back_from_its_tree(store, tmp_
     out = io.BytesIO()
     layers.layer_tar(store, diff_id, out)
     assert out.getvalue() == spool.getvalue()
+
+
+def _import_one_layer(store, tar: bytes, tag: str):
+    """Start an import of a one-layer image (the block not yet ended); returns it."""
+    from minidocker import content
+
+    incoming = content.ImageImport(store).__enter__()
+    incoming.add_layer(io.BytesIO(tar), sha(tar))
+    config = {"architecture": "amd64", "os": "linux", "config": {}, "rootfs": {"type": "layers", "diff_ids": [sha(tar)]},
+              "created": tag}  # a different config, so a different image, per tag
+    incoming.add_image(json.dumps(config).encode(), [tag])
+    return incoming
+
+
+def test_an_import_that_fails_keeps_a_layer_a_concurrent_import_has_stored_an_image_on(store):
+    tar = make_tar(*GOOD)
+    failing = _import_one_layer(store, tar, "failing:1")  # stores the layer first
+    succeeding = _import_one_layer(store, tar, "other:1")  # finds it there and uses it
+    assert succeeding.__exit__(None, None, None) is False
+    failing.__exit__(MinidockerError, MinidockerError("boom"), None)  # its roll-back
+    assert layers.has_layer(store, sha(tar)), "the roll-back removed a layer a stored image lists"
+    assert images.get(store, "other:1").layer_dirs == [layers.layer_dir(store, sha(tar))]
+    with pytest.raises(NotFound):
+        images.get(store, "failing:1")
+
+
+def test_an_import_whose_shared_layer_was_rolled_back_meanwhile_fails_and_stores_nothing(store):
+    tar = make_tar(*GOOD)
+    failing = _import_one_layer(store, tar, "failing:1")
+    late = _import_one_layer(store, tar, "late:1")
+    failing.__exit__(MinidockerError, MinidockerError("boom"), None)  # nobody stored an image on it yet
+    with pytest.raises(MinidockerError, match="removed meanwhile by another import that failed"):
+        late.__exit__(None, None, None)
+    assert images.image_ids(store) == [] and not layers.has_layer(store, sha(tar))
+    assert os.listdir(os.path.join(store.images, "layers")) == []
