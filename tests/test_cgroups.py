@@ -308,3 +308,72 @@ def test_many_containers_created_and_destroyed_concurrently():
     for t in threads:
         t.join()
     assert errors == []
+
+
+# -- the freezer (docker pause) ---------------------------------------------------------------
+
+
+def freezer_file_says_frozen(cgroup) -> bool:
+    """Ask the kernel's own file: freezer.state on v1, cgroup.events on v2."""
+    version, path = cgroup._freezer()
+    if version == "v1":
+        return read(f"{path}/freezer.state") == "FROZEN"
+    return "frozen 1" in read(f"{path}/cgroup.events").splitlines()
+
+
+def count(path) -> int:
+    return len(path.read_text())
+
+
+def test_freeze_stops_a_process_and_thaw_lets_it_go_on(make_cgroup, tmp_path):
+    cgroup = make_cgroup()
+    counter = tmp_path / "counter"
+    counter.touch()
+    writer = subprocess.Popen(["sh", "-c", f"while :; do echo -n x >> {counter}; sleep 0.01; done"],
+                              preexec_fn=cgroup.join)
+    try:
+        deadline = time.monotonic() + 5
+        while count(counter) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        cgroup.freeze()
+        assert freezer_file_says_frozen(cgroup) and cgroup.freezer_state() == "frozen"
+        frozen_at = count(counter)
+        time.sleep(0.3)
+        assert count(counter) == frozen_at  # not one more write while frozen
+        cgroup.thaw()
+        assert not freezer_file_says_frozen(cgroup) and cgroup.freezer_state() == "thawed"
+        deadline = time.monotonic() + 5
+        while count(counter) == frozen_at and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert count(counter) > frozen_at
+    finally:
+        writer.kill()
+        writer.wait()
+
+
+def test_kill_all_of_a_frozen_cgroup_kills_and_thaws_it(make_cgroup):
+    cgroup = make_cgroup()
+    sleeper = subprocess.Popen(["sleep", "30"], preexec_fn=cgroup.join)
+    try:
+        cgroup.freeze()
+        cgroup.kill_all(signal.SIGTERM)  # not SIGKILL: it is only acted on once thawed
+        assert sleeper.wait(timeout=5) == -signal.SIGTERM
+        assert cgroup.freezer_state() == "thawed"
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+def test_thaw_after_the_process_exited_and_destroy_of_a_frozen_empty_cgroup(make_cgroup):
+    cgroup = make_cgroup()
+    subprocess.run(["true"], preexec_fn=cgroup.join, check=True)
+    cgroup.freeze()  # an empty cgroup freezes at once
+    assert freezer_file_says_frozen(cgroup)
+    cgroup.thaw()
+    assert cgroup.freezer_state() == "thawed"
+    cgroup.freeze()
+    cgroup.destroy()  # frozen and empty: it goes all the same
+    assert not [p for p in cgroup.paths if os.path.exists(p)]
+    assert cgroup.freezer_state() is None
+    with pytest.raises(MinidockerError):
+        cgroup.thaw()  # one clear error, not a traceback

@@ -22,6 +22,10 @@ So we never assume a layout: :func:`detect` reads ``/proc/self/mountinfo`` and
 learns, for each controller, which hierarchy holds it.  The split into a v1 and
 a v2 driver follows runc's libcontainer (``cgroups/fs`` and ``cgroups/fs2``).
 Every container's cgroup is ``<hierarchy root>/minidocker/<container id>``.
+
+The freezer (``docker pause``) stops every process of a cgroup where it stands
+and lets them go on later, none the wiser: v1 has it as a controller of its own
+(``freezer.state``), v2 builds it into every cgroup (``cgroup.freeze``).
 """
 
 import errno
@@ -38,8 +42,10 @@ PARENT = "minidocker"
 DRIVERS = {"v1": v1, "v2": v2}
 
 # The controllers a container's cgroup is made in; cpuacct is v1's usage meter
-# (v2 reports CPU usage in every cgroup's cpu.stat, no controller needed).
-CONTROLLERS = ("memory", "cpu", "cpuacct", "pids")
+# (v2 reports CPU usage in every cgroup's cpu.stat, no controller needed), and
+# freezer is v1's pause button (v2 has cgroup.freeze in every cgroup instead).
+CONTROLLERS = ("memory", "cpu", "cpuacct", "pids", "freezer")
+FREEZE_TIMEOUT = 5  # seconds a freeze or thaw may take before we give up
 
 # Superblock options of a v1 mount that are not controller names.
 NOT_CONTROLLERS = {"rw", "ro", "none", "all", "xattr", "noprefix", "clone_children",
@@ -220,8 +226,56 @@ class Cgroup:
         """Memory charged to the cgroup now, in bytes."""
         return self._read(self.dirs.get("memory"), "memory_usage")
 
+    def _freezer(self) -> tuple[str, str] | None:
+        """(version, directory) whose freezer we use: v1's freezer hierarchy, else the v2 directory."""
+        return self.dirs.get("freezer") or (("v2", self.v2_path) if self.v2_path else None)
+
+    def freezer_state(self) -> str | None:
+        """"frozen", "freezing" or "thawed"; None when there is no freezer or no cgroup."""
+        where = self._freezer()
+        return self._read(where, "freezer_state") if where else None
+
+    def freeze(self) -> None:
+        """Stop every process in the cgroup where it stands (docker pause); returns once all are stopped."""
+        self._set_frozen(True)
+
+    def thaw(self) -> None:
+        """Let the frozen processes run on (docker unpause); returns once the kernel says they do."""
+        self._set_frozen(False)
+
+    def _set_frozen(self, frozen: bool) -> None:
+        where = self._freezer()
+        if where is None:
+            raise MinidockerError("the cgroup freezer is not available on this host (no freezer hierarchy, "
+                                  "no cgroup v2)")
+        version, path = where
+        driver, wanted = DRIVERS[version], "frozen" if frozen else "thawed"
+        try:
+            driver.set_frozen(path, frozen)
+            # The write only asks: the kernel stops (or wakes) each task in turn and says when all are done.
+            deadline = time.monotonic() + FREEZE_TIMEOUT
+            while (state := driver.freezer_state(path)) != wanted:
+                if state is None:
+                    raise MinidockerError(f"cgroup {path} is gone")
+                if time.monotonic() > deadline:
+                    if frozen:
+                        driver.set_frozen(path, False)  # give up: leave it running, not half frozen
+                    raise MinidockerError(f"the container's processes did not {'freeze' if frozen else 'thaw'} "
+                                          f"within {FREEZE_TIMEOUT} s (the freezer says {state!r})")
+                time.sleep(0.002)
+        except OSError as e:
+            raise MinidockerError(f"cannot {'freeze' if frozen else 'thaw'} cgroup {path}: {e.strerror}") from None
+
     def kill_all(self, sig: int = signal.SIGKILL) -> None:
-        """Send `sig` to every process in the cgroup; quiet if they are already gone."""
+        """Send `sig` to every process in the cgroup; quiet if they are already gone.
+
+        A frozen cgroup is thawed after the signal, so that its processes can act on it (and die).
+        """
+        self._signal_all(sig)
+        if self.freezer_state() not in (None, "thawed"):
+            self.thaw()
+
+    def _signal_all(self, sig: int) -> None:
         if sig == signal.SIGKILL and self.v2_path and v2.kill(self.v2_path):
             return  # the kernel killed the whole group at once, forks and all
         signalled: set[int] = set()

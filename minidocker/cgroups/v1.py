@@ -7,6 +7,11 @@ has a directory in each, and each directory holds the files of its controller
 only.  The kernel starts every new directory unlimited; writing a number into a
 file sets the limit.  Modelled on runc's libcontainer/cgroups/fs.
 
+The freezer is a controller of its own here: writing FROZEN to
+``freezer.state`` makes the kernel stop every task of the cgroup (and of the
+cgroups below) at a safe point; the file reads FREEZING until the last one has
+stopped, then FROZEN.  THAWED lets them all run again.
+
 Every function takes the container's directory in the relevant hierarchy.
 """
 
@@ -76,3 +81,18 @@ def memory_usage(memory_dir: str) -> int | None:
     """Bytes charged now (memory.usage_in_bytes: page cache included, as docker stats shows)."""
     text = _read(f"{memory_dir}/memory.usage_in_bytes")
     return int(text) if text else None
+
+
+def set_frozen(freezer_dir: str, frozen: bool) -> None:
+    """Ask the kernel to freeze (FROZEN) or thaw (THAWED) every task; freezer_state() says when it is done."""
+    if frozen:
+        kernel.write(f"{freezer_dir}/freezer.state", "FROZEN",
+                     why="freeze every process in the container (it reads FREEZING until all have stopped)")
+    else:
+        kernel.write(f"{freezer_dir}/freezer.state", "THAWED", why="let the container's processes run again")
+
+
+def freezer_state(freezer_dir: str) -> str | None:
+    """"frozen", "freezing" or "thawed", from freezer.state."""
+    text = _read(f"{freezer_dir}/freezer.state")
+    return text.strip().lower() if text else None

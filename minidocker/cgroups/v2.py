@@ -12,6 +12,11 @@ by side in it.  Two rules differ from v1:
 The file names also changed: ``memory.max`` instead of ``memory.limit_in_bytes``,
 ``cpu.max`` takes "quota period" in one write, ``cpu.weight`` (1..10000) replaces
 ``cpu.shares``.  Modelled on runc's libcontainer/cgroups/fs2.
+
+The freezer needs no controller in v2: every cgroup but the root has
+``cgroup.freeze``.  Writing 1 asks the kernel to stop its processes; once all
+have stopped, ``cgroup.events`` reads "frozen 1".  Writing 0 lets them go on.
+A frozen process still dies of SIGKILL.
 """
 
 import os
@@ -105,3 +110,22 @@ def kill(path: str) -> bool:
         return False
     return True
 
+
+
+def set_frozen(path: str, frozen: bool) -> None:
+    """Ask the kernel to freeze (1) or thaw (0) the cgroup; freezer_state() says when it is done."""
+    if frozen:
+        kernel.write(f"{path}/cgroup.freeze", "1",
+                     why="freeze every process in the container (cgroup.events says 'frozen 1' once done)")
+    else:
+        kernel.write(f"{path}/cgroup.freeze", "0", why="let the container's processes run again")
+
+
+def freezer_state(path: str) -> str | None:
+    """"frozen", "freezing" or "thawed": what cgroup.events reports, and what cgroup.freeze asked for."""
+    frozen = _keyed(f"{path}/cgroup.events", "frozen")
+    if frozen is None:
+        return None
+    if frozen:
+        return "frozen"
+    return "freezing" if (_read(f"{path}/cgroup.freeze") or "").strip() == "1" else "thawed"
