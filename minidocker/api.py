@@ -97,7 +97,7 @@ def create(image: str, command: list[str] | None = None, options: Options | None
             record = {
                 "Id": cid, "Created": now(), "Path": command_line[0], "Args": command_line[1:],
                 "Name": "/" + name, "Image": img.id, "Config": config, "HostConfig": host_config,
-                "State": {"Status": "created", "Running": False, "Pid": 0, "ExitCode": 0, "Error": "",
+                "State": {"Status": "created", "Running": False, "Paused": False, "Pid": 0, "ExitCode": 0, "Error": "",
                           "OOMKilled": False, "StartedAt": NEVER, "FinishedAt": NEVER},
                 "LogPath": f"{container_dir}/container.log",
                 "HostnamePath": f"{container_dir}/hostname", "HostsPath": f"{container_dir}/hosts",
@@ -249,7 +249,7 @@ def _running_pid(store: Store, cid: str) -> int:
 
 
 def kill(ref: str, sig: int | str = signal.SIGKILL, store: Store | None = None) -> str:
-    """docker kill: send a signal to the container's PID 1."""
+    """docker kill: send a signal to the container's PID 1 (a paused container is thawed to act on it)."""
     store = _store(store)
     cid = store.resolve(ref)
     signum = _parse_signal(sig)
@@ -258,7 +258,48 @@ def kill(ref: str, sig: int | str = signal.SIGKILL, store: Store | None = None) 
         kernel.kill(pid, signum, why="signal the container's PID 1")
     except ProcessLookupError:
         pass
+    if store.load(cid)["State"].get("Paused"):
+        _unfreeze(store, cid)  # a frozen process only acts on its signals once it runs
     return cid
+
+
+# -- pause / unpause: the cgroup freezer ---------------------------------------------------------------
+
+
+def pause(ref: str, store: Store | None = None) -> str:
+    """docker pause: freeze every process of the container where it stands (cgroup freezer)."""
+    store = _store(store)
+    trace.take()
+    cid = store.resolve(ref)
+    _running_pid(store, cid)  # "is not running"
+    record = store.load(cid)
+    if record["State"].get("Paused"):
+        raise Conflict(f"Container {cid[:12]} is already paused")
+    supervisor.cgroup_of(record).freeze()
+    store.update(cid, lambda r: r["State"].update(Paused=True, Status="paused"))
+    return cid
+
+
+def unpause(ref: str, store: Store | None = None) -> str:
+    """docker unpause: let a paused container's processes run on."""
+    store = _store(store)
+    trace.take()
+    cid = store.resolve(ref)
+    if not store.load(cid)["State"].get("Paused"):
+        raise Conflict(f"Container {cid[:12]} is not paused")
+    _unfreeze(store, cid)
+    return cid
+
+
+def _unfreeze(store: Store, cid: str) -> None:
+    supervisor.cgroup_of(store.load(cid)).thaw()
+
+    def thawed(r):
+        r["State"]["Paused"] = False
+        if r["State"]["Running"]:
+            r["State"]["Status"] = "running"
+
+    store.update(cid, thawed)
 
 
 def _parse_signal(sig: int | str) -> int:
@@ -331,7 +372,7 @@ def _mark_lost(store: Store, cid: str) -> None:
 
     def lost(r):
         if r["State"]["Running"]:
-            r["State"].update(Status="exited", Running=False, Pid=0, ExitCode=137, FinishedAt=now(),
+            r["State"].update(Status="exited", Running=False, Paused=False, Pid=0, ExitCode=137, FinishedAt=now(),
                               Error="minidocker's supervisor died; the container was killed")
         r["State"]["SupervisorPid"] = 0
 
@@ -433,8 +474,12 @@ def diff(ref: str, store: Store | None = None) -> list[tuple[str, str]]:
 
 
 def commit(ref: str, repository: str | None = None, message: str = "", changes: list[str] = (),
-           store: Store | None = None) -> str:
-    """docker commit: the container's writable layer becomes a new layer on top of its image. Returns the image ID."""
+           pause: bool = True, store: Store | None = None) -> str:
+    """docker commit: the container's writable layer becomes a new layer on top of its image. Returns the image ID.
+
+    pause (Docker's --pause, on by default) freezes a running container while its layer is copied,
+    so that no file is caught half-written; one paused already stays paused.
+    """
     import copy
     import tempfile
 
@@ -451,8 +496,17 @@ def commit(ref: str, repository: str | None = None, message: str = "", changes: 
     if repository:
         images.normalize(repository)
     shift = launch.USERNS_BASE if record["HostConfig"].get("UsernsMode") == "remap" else 0
+    freeze = pause and record["State"]["Running"] and not record["State"].get("Paused") \
+        and supervisor.supervisor_alive(record)
+    cgroup = supervisor.cgroup_of(record)
     with tempfile.TemporaryFile(dir=os.path.join(store.images, "layers")) as spool:
-        union.tar_upper(upper, lowers, spool, uid_shift=shift)
+        if freeze:
+            cgroup.freeze()
+        try:
+            union.tar_upper(upper, lowers, spool, uid_shift=shift)
+        finally:
+            if freeze:
+                cgroup.thaw()
         spool.seek(0)
         diff_id = layers.register_layer(store, spool)
     config = copy.deepcopy(base.config)

@@ -205,6 +205,30 @@ def rm_command(args, store):
     return _each_container(args, store, remove)
 
 
+def pause_flags(p):
+    p.add_argument("containers", nargs="+")
+
+
+def pause_command(args, store):
+    from minidocker import api
+
+    def pause(ref):
+        api.pause(ref, store=store)
+        return ref
+
+    return _each_container(args, store, pause) and 125  # a failure is minidocker's error, as for exec: 125
+
+
+def unpause_command(args, store):
+    from minidocker import api
+
+    def unpause(ref):
+        api.unpause(ref, store=store)
+        return ref
+
+    return _each_container(args, store, unpause) and 125
+
+
 def wait_command(args, store):
     from minidocker import api
 
@@ -318,14 +342,28 @@ def commit_flags(p):
     p.add_argument("-m", "--message", default="")
     p.add_argument("-c", "--change", action="append", default=[],
                    help="a Dockerfile instruction: CMD, ENTRYPOINT, ENV, WORKDIR, USER, EXPOSE, LABEL, VOLUME")
+    p.add_argument("-p", "--pause", nargs="?", const=True, default=True, type=_boolean,
+                   help="freeze the container while its files are copied (default true; --pause=false: don't)")
     p.add_argument("container")
     p.add_argument("repository", nargs="?")
+
+
+def _boolean(word: str) -> bool:
+    """A boolean flag's value, spelled as Docker (Go's strconv.ParseBool) accepts it."""
+    if word in ("1", "t", "T", "true", "TRUE", "True"):
+        return True
+    if word in ("0", "f", "F", "false", "FALSE", "False"):
+        return False
+    raise ValueError(word)
+
+
+_boolean.__name__ = "boolean"  # argparse names the type in its error: "invalid boolean value: 'x'"
 
 
 def commit_command(args, store):
     from minidocker import api
 
-    print(api.commit(args.container, args.repository, args.message, args.change, store=store))
+    print(api.commit(args.container, args.repository, args.message, args.change, pause=args.pause, store=store))
     _explain_now(args, store)
 
 
@@ -599,6 +637,8 @@ COMMANDS = {
     "logs": ("print a container's output", logs_flags, logs_command),
     "inspect": ("print a container's record as JSON", inspect_flags, inspect_command),
     "wait": ("wait for containers to stop; print their exit codes", wait_flags, wait_command),
+    "pause": ("freeze every process of containers (cgroup freezer)", pause_flags, pause_command),
+    "unpause": ("let paused containers run on", pause_flags, unpause_command),
     "exec": ("run a command inside a running container", exec_flags, exec_command),
     "rename": ("rename a container", rename_flags, rename_command),
     "images": ("list images", images_flags, images_command),
@@ -719,7 +759,7 @@ def _ago(timestamp: str) -> str:
 
 def _status(state: dict) -> str:
     if state["Running"]:
-        return f"Up {_ago(state['StartedAt'])}"
+        return f"Up {_ago(state['StartedAt'])}" + (" (Paused)" if state.get("Paused") else "")
     if state["Status"] == "exited":
         return f"Exited ({state['ExitCode']}) {_ago(state['FinishedAt'])} ago"
     return "Created"

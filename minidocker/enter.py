@@ -34,6 +34,8 @@ def exec_in(store: Store, ref: str, command: list[str], tty: bool = False, inter
     record = store.load(cid)
     if not record["State"]["Running"]:
         raise MinidockerError(f"Container {cid[:12]} is not running")
+    if record["State"].get("Paused"):
+        raise MinidockerError(f"Container {cid[:12]} is paused, unpause the container before exec")
     config = dict(record["Config"], Env=record["Config"]["Env"] + list(env),
                   User=user if user is not None else record["Config"].get("User", ""),
                   WorkingDir=workdir or record["Config"].get("WorkingDir") or "/", Tty=tty, OpenStdin=interactive)

@@ -79,7 +79,7 @@ def supervise(store: Store, cid: str, attach: bool, on_started=None, on_ready=No
             streams.close_container_side()
 
     def started(r):
-        r["State"].update(Status="running", Running=True, Pid=pid, ExitCode=0, Error="", OOMKilled=False,
+        r["State"].update(Status="running", Running=True, Paused=False, Pid=pid, ExitCode=0, Error="", OOMKilled=False,
                           StartedAt=now(), FinishedAt=NEVER)
 
     store.update(cid, started)
@@ -111,7 +111,7 @@ def finish(store: Store, cid: str, cgroup: cgroups.Cgroup, status: int) -> int:
     cgroup.destroy()
 
     def exited(r):
-        r["State"].update(Status="exited", Running=False, Pid=0, ExitCode=code, OOMKilled=oom_killed,
+        r["State"].update(Status="exited", Running=False, Paused=False, Pid=0, ExitCode=code, OOMKilled=oom_killed,
                           FinishedAt=now(), SupervisorPid=0)
 
     if store.load(cid)["HostConfig"].get("AutoRemove"):

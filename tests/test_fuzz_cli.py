@@ -219,7 +219,7 @@ FLAG_WORDS = ["--name", "--cidfile", "-e", "--env", "--env-file", "-w", "-u", "-
               "--privileged", "--security-opt", "--cgroup-parent", "-d", "--detach", "-a", "-f", "-q", "--no-trunc",
               "-s", "--signal", "--time", "--format", "--explain", "--help", "-", "--", "-x", "--bogus"]
 COMMANDS_IN_PROCESS = ["create", "inspect", "ps", "rm", "rename", "kill", "stop", "wait", "logs", "images",
-                       "history", "tag", "rmi", "diff", "nosuchcommand", ""]
+                       "history", "tag", "rmi", "diff", "pause", "unpause", "nosuchcommand", ""]
 WORD = st.one_of(st.sampled_from(FLAG_WORDS), st.sampled_from(["busybox", "true", "32m", "0.5", "host", "KILL"]),
                  NEAR_MISS)
 
@@ -270,7 +270,7 @@ def test_cli_in_process(in_process_root, tmp_path):
         else:
             assert code in (1, 125), (argv, code, err.getvalue())
             assert lines and all(line.startswith("minidocker: ") for line in lines), (argv, err.getvalue())
-            per_container = argv[:1] in (["rm"], ["kill"], ["stop"], ["wait"], ["rmi"])
+            per_container = argv[:1] in (["rm"], ["kill"], ["stop"], ["wait"], ["rmi"], ["pause"], ["unpause"])
             assert len(lines) == 1 or per_container, (argv, err.getvalue())
         for cid in store.ids():  # created containers: removed again, so the store stays small
             store.delete(cid)
