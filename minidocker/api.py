@@ -254,12 +254,13 @@ def kill(ref: str, sig: int | str = signal.SIGKILL, store: Store | None = None) 
     cid = store.resolve(ref)
     signum = _parse_signal(sig)
     pid = _running_pid(store, cid)
+    record = store.load(cid)
     try:
         kernel.kill(pid, signum, why="signal the container's PID 1")
     except ProcessLookupError:
         pass
-    if store.load(cid)["State"].get("Paused"):
-        _unfreeze(store, cid)  # a frozen process only acts on its signals once it runs
+    if record["State"].get("Paused"):
+        _unfreeze(store, record, gone_is_fine=True)  # a frozen process only acts on its signals once it runs
     return cid
 
 
@@ -285,21 +286,31 @@ def unpause(ref: str, store: Store | None = None) -> str:
     store = _store(store)
     trace.take()
     cid = store.resolve(ref)
-    if not store.load(cid)["State"].get("Paused"):
+    record = store.load(cid)
+    if not record["State"].get("Paused"):
         raise Conflict(f"Container {cid[:12]} is not paused")
-    _unfreeze(store, cid)
+    _unfreeze(store, record)
     return cid
 
 
-def _unfreeze(store: Store, cid: str) -> None:
-    supervisor.cgroup_of(store.load(cid)).thaw()
+def _unfreeze(store: Store, record: dict, gone_is_fine: bool = False) -> None:
+    """Thaw the container's cgroup and record it.  gone_is_fine: after a kill, it may have exited (and gone) already."""
+    group = supervisor.cgroup_of(record)
+    if gone_is_fine:
+        group.thaw_if_frozen()
+    else:
+        group.thaw()
 
     def thawed(r):
         r["State"]["Paused"] = False
         if r["State"]["Running"]:
             r["State"]["Status"] = "running"
 
-    store.update(cid, thawed)
+    try:
+        store.update(record["Id"], thawed)
+    except NotFound:
+        if not gone_is_fine:
+            raise  # (--rm removes a container the moment it exits)
 
 
 def _parse_signal(sig: int | str) -> int:

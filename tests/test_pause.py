@@ -101,3 +101,12 @@ def test_commit_of_a_paused_container_leaves_it_paused(md):
     assert explained.returncode == 0 and not freezer_steps(explained.stderr), explained.stderr
     assert md.inspect("w", "{{.State.Status}} {{.State.Paused}}") == "paused true"
     md.out("unpause", "w")
+
+
+def test_kill_of_a_paused_rm_container_is_quiet_when_it_is_removed_at_once(md):
+    for _ in range(3):  # the container may exit, and --rm remove it, before kill has recorded the thaw
+        md.out("run", "-d", "--rm", "--name", "gone", "busybox", "sh", "-c", COUNTER)
+        md.out("pause", "gone")
+        killed = md("kill", "gone")
+        assert (killed.returncode, killed.stdout, killed.stderr) == (0, "gone\n", "")
+        md.wait_for(lambda: md.out("ps", "-aq") == "", what="--rm to remove it")

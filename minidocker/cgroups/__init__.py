@@ -272,8 +272,17 @@ class Cgroup:
         A frozen cgroup is thawed after the signal, so that its processes can act on it (and die).
         """
         self._signal_all(sig)
-        if self.freezer_state() not in (None, "thawed"):
+        self.thaw_if_frozen()
+
+    def thaw_if_frozen(self) -> None:
+        """thaw(), if frozen (or freezing); quiet if the cgroup goes meanwhile (its last process died)."""
+        if self.freezer_state() in (None, "thawed"):
+            return
+        try:
             self.thaw()
+        except MinidockerError:
+            if self.freezer_state() is not None:
+                raise
 
     def _signal_all(self, sig: int) -> None:
         if sig == signal.SIGKILL and self.v2_path and v2.kill(self.v2_path):
