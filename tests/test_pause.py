@@ -70,10 +70,13 @@ def test_kill_stop_and_rm_f_of_a_paused_container_finish_quickly_and_leave_no_cg
         md.out("pause", name)
         started = time.monotonic()
         assert md.out(*command, name, timeout=20) == name
+        took = time.monotonic() - started
+        # Nothing hangs on the frozen processes.  (sh as PID 1 ignores SIGTERM: stop ends with its
+        # SIGKILL after 1 s.  The bound is loose for the cgroup v2 VM, where every command is slow.)
+        assert took < 8, (command, took)
         if command != ["rm", "-f"]:
             assert md.out("wait", name, timeout=20) == "137"
             assert md.inspect(name, "{{.State.Status}} {{.State.Paused}}") == "exited false"
-        assert time.monotonic() - started < 5  # (sh as PID 1 ignores SIGTERM: stop ends with its SIGKILL)
         md.wait_for(lambda: not [p for p in group.paths if os.path.exists(p)], what="the cgroup to go")
     assert md.out("ps", "-q") == ""
 
