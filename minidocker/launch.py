@@ -4,12 +4,13 @@ Three processes take part, as in runc:
 
     minidocker (the supervisor)          intermediate              container init
     ---------------------------          ------------              --------------
-    fork() ---------------------------->  unshare(--user)?
+    fork() ---------------------------->  moves itself into the v1 cgroups
+                                          unshare(--user)?
     write uid_map/gid_map   <-- asks --   (wait)
                                           unshare(--pid --mount --uts --ipc --net)
                                           fork() -------------->   PID 1 of the new PID namespace
     learns init's PID  <---------------   exit                     mount overlay, /proc, /dev, /sys
-    moves init into the cgroup                                     pivot_root (or chroot)
+    moves init into the v2 cgroup                                  pivot_root (or chroot)
     (init is re-parented to minidocker,                            hostname, user, workdir
      a "child subreaper")                                          (wait)
     go!  ------------------------------------------------------>   execve(the command)
@@ -18,12 +19,15 @@ Why two forks?  ``unshare(CLONE_NEWPID)`` does not move the caller into the
 new PID namespace -- only its next child is born there, as PID 1.  And a user
 namespace must exist *before* the others so that it owns them.
 
-Why does minidocker, not init itself, join the cgroup?  On cgroup v1 the
-first move into a cgroup waits for an RCU grace period (the kernel makes sure
-no CPU still reads the old cgroup membership): about 10 ms of doing nothing.
-Done from outside, that wait overlaps init's mounts instead of adding to
-them.  The command still starts inside the cgroup: init waits for "go!",
-and minidocker sends it only after the move.
+Who moves the container into its cgroup?  Moving a whole process (its PID
+into ``cgroup.procs``) makes the kernel hold up every fork on the machine, and
+the first such move waits for an RCU grace period: about 10 ms of doing
+nothing.  A v1 hierarchy also lets a single thread move (0 into ``tasks``),
+which needs no such wait: the intermediate, one thread fresh from fork, moves
+itself that way, and init is born inside.  v2 moves whole processes only, so
+there minidocker moves init while init sets up its mounts, and the wait
+overlaps them.  Either way the command starts inside the cgroup: init waits
+for "go!", and minidocker sends it only after the move.
 
 The processes talk over a socketpair: the forked ones send their requests and
 their errors (with the explain-trace steps they performed since their last
@@ -145,7 +149,7 @@ def launch(record: dict, container_dir: str, lower_dirs: list[str], cgroup, stdi
     intermediate = os.fork()
     if intermediate == 0:
         parent.close()
-        _run_child(lambda: _intermediate(record, container_dir, lower_dirs, stdio, child), child)
+        _run_child(lambda: _intermediate(record, container_dir, lower_dirs, cgroup, stdio, child), child)
     child.close()
     init_pid, failure = None, None
     try:
@@ -155,7 +159,7 @@ def launch(record: dict, container_dir: str, lower_dirs: list[str], cgroup, stdi
                 parent.send(mapped=True)
             elif "pid" in message:
                 init_pid = message["pid"]
-                cgroup.join(init_pid)  # while init sets up its mounts (see above)
+                cgroup.move_v2(init_pid)  # while init sets up its mounts (see above)
             elif "console" in message:
                 on_console(message["fd"])
             elif "ready" in message:
@@ -212,8 +216,9 @@ def _write_id_maps(pid: int) -> None:
     kernel.write(f"/proc/{pid}/gid_map", mapping, why="the same for group IDs")
 
 
-def _intermediate(record, container_dir, lower_dirs, stdio, channel: Channel) -> None:
+def _intermediate(record, container_dir, lower_dirs, cgroup, stdio, channel: Channel) -> None:
     channel.forward_trace()
+    cgroup.move_self_v1()  # init, forked below, is born in there (see above)
     flags = namespace_flags(record["HostConfig"])
     if flags & CLONE_NEWUSER:
         kernel.unshare(CLONE_NEWUSER, why="a user namespace first, so that it owns all the others")

@@ -195,8 +195,8 @@ def test_join_moves_a_process_in_and_kill_all_kills_it(make_cgroup):
         assert cgroup.pids() == [sleeper.pid]
         membership = read(f"/proc/{sleeper.pid}/cgroup")
         expected = f"/{cgroups.PARENT}/{cgroup.container_id}"
-        assert all(line.endswith(expected) for line in membership.splitlines()
-                   if line.split(":")[1] in ("", "memory", "pids", "cpu", "cpuacct"))
+        ours = ("memory", "pids", "cpu", "cpuacct") + (("",) if cgroup.v2_path else ())  # "": the 0:: line
+        assert all(line.endswith(expected) for line in membership.splitlines() if line.split(":")[1] in ours)
         cgroup.kill_all()
         assert sleeper.wait(timeout=5) == -signal.SIGKILL
     finally:
@@ -377,3 +377,33 @@ def test_thaw_after_the_process_exited_and_destroy_of_a_frozen_empty_cgroup(make
     assert cgroup.freezer_state() is None
     with pytest.raises(MinidockerError):
         cgroup.thaw()  # one clear error, not a traceback
+
+
+def test_a_container_moves_in_thread_wise_on_v1_and_from_outside_on_v2(md):
+    # Writing a PID to cgroup.procs moves a whole process and takes a machine-wide lock (its first
+    # taker waits ~10 ms for RCU).  On v1 the container's first process, one thread fresh from fork,
+    # moves itself by writing 0 to `tasks` instead; v2 only moves whole processes: minidocker does it.
+    result = md("--explain", "run", "--rm", "busybox", "cat", "/proc/self/cgroup")
+    assert result.returncode == 0, result.stderr
+    cid = result.stderr.splitlines()[1].removeprefix("ID=")
+    trace = [line.replace("$ID", cid) for line in result.stderr.splitlines()]
+    layout = cgroups.detect()
+    for controller in ("memory", "pids", "cpu"):
+        version, mount = layout.hierarchy(controller)
+        directory = f"{mount}/{md.cgroup_parent}/{cid}"
+        if version == "v1":
+            assert any(line.startswith(f"echo 0 > {directory}/tasks ") and "[container]" in line for line in trace)
+            assert not any(f" > {directory}/cgroup.procs " in line for line in trace)  # not also the slow way
+        else:
+            assert any(line.startswith("echo ") and f" > {directory}/cgroup.procs " in line
+                       and "[minidocker]" in line for line in trace)
+    # The command really ran inside: every hierarchy holding one of these controllers says so.
+    membership = dict(line.split(":", 2)[1:] for line in result.stdout.splitlines())
+    for names, path in membership.items():
+        if set(names.split(",")) & {"memory", "pids", "cpu"}:
+            assert path == f"/{md.cgroup_parent}/{cid}", (names, path)
+    if layout.version == "hybrid":  # its unified tree holds none of our controllers: the container stays out
+        assert membership[""] != f"/{md.cgroup_parent}/{cid}"
+        assert not any(line.startswith(f"mkdir -p {layout.v2_mount}/") for line in trace)
+    elif layout.version == "v2":
+        assert membership[""] == f"/{md.cgroup_parent}/{cid}"

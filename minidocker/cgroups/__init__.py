@@ -155,9 +155,12 @@ class Cgroup:
             if where:
                 version, mountpoint = where
                 self.dirs[controller] = version, os.path.join(mountpoint, parent, container_id)
-        # The unified hierarchy gets a directory even when it holds none of our
-        # controllers (hybrid hosts): it tracks the processes and offers cgroup.kill.
-        self.v2_path = os.path.join(layout.v2_mount, parent, container_id) if layout.v2_mount else None
+        # On a v2 host the unified tree is the only one: the container's directory there tracks its
+        # processes even with no controller enabled.  A hybrid host's unified tree holds none of our
+        # controllers: the container stays out of it, since only a whole process can join a v2
+        # cgroup, and that costs the wait that join() explains.
+        uses_v2 = layout.version == "v2" or any(version == "v2" for version, _ in self.dirs.values())
+        self.v2_path = os.path.join(layout.v2_mount, parent, container_id) if uses_v2 else None
         self.paths: list[str] = []
         for path in [p for _, p in self.dirs.values()] + [self.v2_path]:
             if path and path not in self.paths:
@@ -190,10 +193,35 @@ class Cgroup:
                 driver.write_limits(dirs, limits)
 
     def join(self, pid: int = 0) -> None:
-        """Move a process (0: the caller) into the container's cgroup in every hierarchy."""
-        for path in self.paths:
-            kernel.write(os.path.join(path, "cgroup.procs"), str(pid),
-                         why=f"move process {pid or 'self'} into the container's cgroup")
+        """Move process `pid` (0: the caller, fresh from fork) into the container's cgroup everywhere."""
+        if pid == 0 and len(os.listdir("/proc/self/task")) == 1:
+            self.move_self_v1()
+            self.move_v2(os.getpid())
+        else:
+            for path in self.paths:
+                kernel.write(os.path.join(path, "cgroup.procs"), str(pid),
+                             why=f"move process {pid or 'self'} into the container's cgroup")
+
+    def move_self_v1(self) -> None:
+        """The caller, a process with one thread, moves itself into each v1 hierarchy.
+
+        Writing a PID to cgroup.procs moves a whole process: the kernel holds up
+        every fork and exit on the machine meanwhile (a lock whose first taker
+        waits for an RCU grace period, ~10 ms, until no CPU still reads the old
+        membership).  v1 also lets one thread move: writing 0 to ``tasks`` moves
+        the calling thread, which needs no such lock.  For a process with a
+        single thread that is the whole process.
+        """
+        for version, path in dict.fromkeys(self.dirs.values()):
+            if version == "v1":
+                kernel.write(os.path.join(path, "tasks"), "0",
+                             why="move this thread, the process's only one, into the container's cgroup")
+
+    def move_v2(self, pid: int) -> None:
+        """Move process `pid` into the v2 directory, if the container has one (v2 moves whole processes only)."""
+        if self.v2_path:
+            kernel.write(os.path.join(self.v2_path, "cgroup.procs"), str(pid),
+                         why=f"move process {pid} into the container's cgroup")
 
     def pids(self) -> list[int]:
         """The processes in the cgroup (all hierarchies hold the same ones)."""

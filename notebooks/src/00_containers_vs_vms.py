@@ -93,7 +93,7 @@ lab.table([{"namespace": ns, "host": host[ns], "container": container[ns],
 # a shell command you could paste into a root shell. The namespace, root-filesystem and cgroup steps:
 
 # %%
-lab.trace("unshare|mount -t overlay|pivot_root|cgroup.procs|hostname")
+lab.trace("unshare|mount -t overlay|pivot_root|cgroup.procs|tasks|hostname")
 
 # %% [markdown]
 # And the whole trace, exactly as `minidocker --explain run -d busybox sleep 300` prints it:

@@ -234,7 +234,7 @@ def draw(ax, samples, limit_mib, title):
 def watch_until_oom(limit_mib=32, period=0.1):
     """Start the growing container with a memory limit; plot its cgroup's usage live until it dies."""
     cid = lab.start("awk", GROW, memory=f"{limit_mib}m")
-    steps = lab.trace("memory")
+    steps = lab.trace("memory|cgroup.procs|tasks")
     cgroup, started = lab.cgroup(cid), time.monotonic()
     samples = []  # (seconds, MiB)
 
@@ -268,9 +268,12 @@ limit_steps
 
 # %% [markdown]
 # The trace shows the whole mechanism: a directory under `/sys/fs/cgroup`, a number written into its
-# limit file (and, on cgroup v1, a second one so that swap cannot stretch it), the container's first
-# process written into `cgroup.procs`. Nothing warned the program: at the limit the kernel found no
-# memory to reclaim and sent SIGKILL, hence exit code 137 = 128 + 9.
+# limit file (and, on cgroup v1, a second one so that swap cannot stretch it), then the container's
+# first process moved in. On v2 minidocker writes its PID into `cgroup.procs`. On v1 the process moves
+# itself: it writes 0 into `tasks`, which moves just the calling thread (its only one). Moving a whole
+# process makes the kernel hold up every fork on the machine and wait about 10 ms first; one thread
+# needs no such lock. Nothing warned the program: at the limit the kernel found no memory to reclaim
+# and sent SIGKILL, hence exit code 137 = 128 + 9.
 #
 # Pick another limit and press the button (needs a live kernel):
 
