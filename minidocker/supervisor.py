@@ -22,9 +22,8 @@ import select
 import signal
 import sys
 import termios
-import tty
 
-from minidocker import cgroups, compiled, images, launch, trace
+from minidocker import cgroups, images, launch, trace
 from minidocker.errors import CannotExecute, CommandNotFound, Conflict, MinidockerError
 from minidocker.init import exit_status
 from minidocker.launch import Stdio
@@ -123,6 +122,8 @@ def finish(store: Store, cid: str, cgroup: cgroups.Cgroup, status: int) -> int:
 
 def shim_binary() -> str:
     """The compiled shim (shim.c), built on first use; scripts/setup builds it ahead."""
+    from minidocker import compiled  # only detached containers need it
+
     return compiled.compiled(SHIM_SOURCE, "the shim")
 
 
@@ -220,6 +221,8 @@ def relay(pid: int, outputs: dict, log, stdin_relay=None) -> int:
     watched = list(outputs) + [pidfd] + ([stdin_relay[0]] if stdin_relay else [])
     saved_tty = None
     if stdin_relay and os.isatty(stdin_relay[0]):
+        import tty  # only with a terminal
+
         saved_tty = termios.tcgetattr(stdin_relay[0])
         tty.setraw(stdin_relay[0], termios.TCSANOW)  # TCSAFLUSH would drop what was typed ahead
     try:
