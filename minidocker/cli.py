@@ -7,41 +7,23 @@ on stderr -- never a traceback.
 
 Each command is two small functions, ``<name>_flags(parser)`` (declare its
 flags) and ``<name>_command(args, store)`` (do it), and one row in
-:data:`COMMANDS`.  Only the flags of the command being run are declared: a
-parser with every command's flags would cost more than starting a container.
+:data:`COMMANDS`.  Only the flags of the command being run are declared, with
+minidocker.flags (Docker's grammar; cheaper than argparse to import and use).
 """
 
-import argparse
-import functools  # (already imported by argparse's re)
 import json
 import os
 import sys
 
+from minidocker import flags
 from minidocker.errors import MinidockerError
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # argparse would exit 2 with a usage dump; Docker exits 125 with one line
-        raise MinidockerError(f"{message} (see '{self.prog} --help')")
-
-    def _get_formatter(self):  # argparse imports shutil (slow) to learn the width, once per add_argument
-        return self.formatter_class(prog=self.prog, width=_terminal_width() - 2)
-
-
-@functools.cache
-def _terminal_width() -> int:
-    try:
-        return int(os.environ.get("COLUMNS") or os.get_terminal_size().columns)
-    except (ValueError, OSError):
-        return 80
 
 
 # -- run, create, start ------------------------------------------------------------------
 
 
-def container_flags(p: argparse.ArgumentParser) -> None:
+def container_flags(p: flags.Parser) -> None:
     """The flags of `create` (and of `run`, which adds -d): how the container is made."""
-    p.add_argument("--help", action="help")  # -h is --hostname, as in Docker
     p.add_argument("--name", help="a name to use instead of the ID")
     p.add_argument("--cidfile", help="write the container ID to this file (which must not exist)")
     p.add_argument("-e", "--env", action="append", default=[], help="KEY=VALUE, or KEY to pass on our own")
@@ -61,7 +43,7 @@ def container_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pid", default="private", help="'host' to share the host's PID namespace")
     p.add_argument("--uts", default="private", help="'host' to share the host's hostname")
     p.add_argument("--ipc", default="private", help="'host' to share the host's IPC namespace")
-    p.add_argument("--network", "--net", default="none", help="none (default) or host")
+    p.add_argument("--network", "--net", default="none", help="none or host")
     p.add_argument("--userns", default="host", help="'remap': container root is an unprivileged host uid")
     p.add_argument("--chroot", action="store_true", help="chroot(2) instead of pivot_root(2), to show why not")
     p.add_argument("--cap-add", action="append", default=[], help="keep this capability too (e.g. NET_ADMIN)")
@@ -70,7 +52,7 @@ def container_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--security-opt", action="append", default=[], help="no-new-privileges")
     p.add_argument("--cgroup-parent", help="put the container's cgroup under this one (default: minidocker)")
     p.add_argument("image")
-    p.add_argument("command", nargs=argparse.REMAINDER)
+    p.add_argument("command", nargs=flags.REST)  # flags end at the image: the rest is the container's
 
 
 def _options(args):
@@ -133,14 +115,13 @@ def start_command(args, store):
 
 
 def exec_flags(p):
-    p.add_argument("--help", action="help")
     p.add_argument("-t", "--tty", action="store_true")
     p.add_argument("-i", "--interactive", action="store_true")
     p.add_argument("-e", "--env", action="append", default=[])
     p.add_argument("-w", "--workdir")
     p.add_argument("-u", "--user")
     p.add_argument("container")
-    p.add_argument("exec_command", nargs=argparse.REMAINDER)
+    p.add_argument("exec_command", nargs=flags.REST)
 
 
 def exec_command(args, store):
@@ -342,22 +323,10 @@ def commit_flags(p):
     p.add_argument("-m", "--message", default="")
     p.add_argument("-c", "--change", action="append", default=[],
                    help="a Dockerfile instruction: CMD, ENTRYPOINT, ENV, WORKDIR, USER, EXPOSE, LABEL, VOLUME")
-    p.add_argument("-p", "--pause", nargs="?", const=True, default=True, type=_boolean,
-                   help="freeze the container while its files are copied (default true; --pause=false: don't)")
+    p.add_argument("-p", "--pause", action="store_true", default=True,
+                   help="freeze the container while its files are copied (--pause=false: don't)")
     p.add_argument("container")
     p.add_argument("repository", nargs="?")
-
-
-def _boolean(word: str) -> bool:
-    """A boolean flag's value, spelled as Docker (Go's strconv.ParseBool) accepts it."""
-    if word in ("1", "t", "T", "true", "TRUE", "True"):
-        return True
-    if word in ("0", "f", "F", "false", "FALSE", "False"):
-        return False
-    raise ValueError(word)
-
-
-_boolean.__name__ = "boolean"  # argparse names the type in its error: "invalid boolean value: 'x'"
 
 
 def commit_command(args, store):
@@ -660,21 +629,26 @@ COMMANDS = {
 }
 
 
-def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
-    """The parser for `argv`: only the command in argv is declared, with its flags; without a (known)
-    command, for `minidocker --help` and for errors, every command is listed, flags left out."""
-    parser = _Parser(prog="minidocker", description="Docker, rebuilt from the Linux kernel up, to learn from.")
-    parser.add_argument("--explain", action="store_true",
-                        help="print every kernel step as a shell command you could run yourself")
-    commands = parser.add_subparsers(dest="subcommand", required=True, parser_class=_Parser, metavar="COMMAND")
-    wanted = next((word for word in (sys.argv[1:] if argv is None else argv) if not word.startswith("-")), None)
-    for name, (summary, declare_flags, _run) in COMMANDS.items():
-        if wanted in COMMANDS and name != wanted:
-            continue
-        p = commands.add_parser(name, help=summary, add_help=name not in _OWN_HELP)
-        if name == wanted:
-            declare_flags(p)
-    return parser
+def parse_args(argv: list[str]):
+    """minidocker [--explain] COMMAND ...: the global flags, then the command's own; only the command in
+    argv has its flags declared (declaring every command's would cost more than starting a container)."""
+    top = flags.Parser("minidocker", "Docker, rebuilt from the Linux kernel up, to learn from.",
+                       epilog="\nCommands:\n" + "".join(f"  {name:<9} {row[0]}\n" for name, row in COMMANDS.items())
+                       + "\nRun 'minidocker COMMAND --help' for more information on a command.\n")
+    top.add_argument("--explain", action="store_true",
+                     help="print every kernel step as a shell command you could run yourself")
+    top.add_argument("subcommand", nargs=flags.REST)
+    args = top.parse_args(argv)
+    if not args.subcommand:
+        top.fail("a command is required")
+    name, words = args.subcommand[0], args.subcommand[1:]
+    if name not in COMMANDS:
+        top.fail(f'unknown command: "{name}"')
+    summary, declare_flags, _run = COMMANDS[name]
+    parser = flags.Parser(f"minidocker {name}", summary, short_help=name not in _OWN_HELP)
+    declare_flags(parser)
+    args.subcommand = name
+    return parser.parse_args(words, args)
 
 
 _OWN_HELP = {"run", "create", "exec"}  # only --help, as in Docker: their -h is --hostname, or nothing
@@ -702,7 +676,7 @@ def _explainer(args, store):
 def main(argv: list[str] | None = None) -> int:
     args = None
     try:
-        args = build_parser(argv).parse_args(argv)
+        args = parse_args(sys.argv[1:] if argv is None else argv)
         from minidocker.store import Store
 
         _summary, _declare_flags, run_it = COMMANDS[args.subcommand]
@@ -714,6 +688,9 @@ def main(argv: list[str] | None = None) -> int:
             print(trace.render(trace.steps()), file=sys.stderr)
         print(f"minidocker: {one_line(e)}", file=sys.stderr)
         return e.exit_code
+    except flags.Help as text:
+        print(text)
+        return 0
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

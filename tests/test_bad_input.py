@@ -12,7 +12,7 @@ CASES = [
     (["run", "--pid", "sideways", "busybox", "true"], 125, "--pid"),
     (["run", "--network", "bridge", "busybox", "true"], 125, "--network"),
     (["run", "--name", "bad name!", "busybox", "true"], 125, "Invalid container name"),
-    (["run", "--frobnicate", "busybox", "true"], 125, "unrecognized arguments"),
+    (["run", "--frobnicate", "busybox", "true"], 125, "unknown flag: --frobnicate"),
     (["run", "busybox", "no-such-command"], 127, 'exec: "no-such-command": executable file not found in $PATH'),
     (["run", "busybox", "/etc/passwd"], 126, "permission denied"),
     (["run", "-u", "ghost", "busybox", "true"], 125, "unable to find user ghost"),
