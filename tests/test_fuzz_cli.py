@@ -20,13 +20,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from minidocker import api, capabilities, cli, images, spec, store as store_module
+from minidocker import api, capabilities, cli, flags, images, spec, store as store_module
 from minidocker.errors import MinidockerError
 
 BUDGETS = {
     "memory": 1500, "cpus": 1000, "int": 800, "env": 1000, "env_file": 400, "names": 1000, "signals": 800,
     "capabilities": 800, "modes": 500, "durations": 500, "image_references": 600, "changes": 600,
-    "formats": 400, "cli_in_process": 1200, "cli_subprocess": 60,
+    "formats": 400, "cli_in_process": 1200, "cli_subprocess": 60, "flags": 1500,
 }
 TOTAL_REQUIRED = 10_000
 
@@ -260,10 +260,7 @@ def test_cli_in_process(in_process_root, tmp_path):
             return
         out, err = io.StringIO(), io.StringIO()
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                code = cli.main(argv)
-            except SystemExit as e:  # argparse's own --help/--version exits
-                code = e.code
+            code = cli.main(argv)  # --help too returns (0): nothing exits through SystemExit
         lines = err.getvalue().splitlines()
         if code == 0:
             assert "Traceback" not in err.getvalue()
@@ -296,3 +293,23 @@ def test_cli_subprocess(md, tmp_path):
             assert argv[:1] == ["run"], (argv, result.returncode, result.stderr)
 
     run_property(argv_strategy(commands), check, BUDGETS["cli_subprocess"])
+
+
+def test_flag_parser_alone():
+    """Every command's flags and arguments (the parse only, no store): a namespace, help, or one line."""
+    every_command = argv_strategy(list(cli.COMMANDS) + ["nosuchcommand", ""])
+    words = st.one_of(every_command, st.lists(st.one_of(WORD, st.sampled_from(["-it", "-dit", "-e=X", "-eX", "--rm=false",
+                                                                              "--pause=maybe", "-p", "--timeout"])),
+                                              max_size=8).map(lambda w: ["run"] + w))
+
+    def check(argv):
+        try:
+            args = accepted_or_clear(cli.parse_args, argv)
+        except flags.Help as text:
+            assert str(text).startswith("\nUsage:  minidocker")
+            return
+        if args is not None:
+            assert args.subcommand in cli.COMMANDS and isinstance(args.explain, bool)
+
+    run_property(words, check, BUDGETS["flags"])
+
