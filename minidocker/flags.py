@@ -28,7 +28,8 @@ class Help(Exception):
 
 class _Flag:
     def __init__(self, names, action=None, default=None, help="", type=None):
-        self.long = next(n[2:] for n in names if n.startswith("--"))
+        self.longs = [n[2:] for n in names if n.startswith("--")]  # --network, --net
+        self.long = self.longs[0]
         self.short = next((n[1:] for n in names if not n.startswith("--")), "")
         self.dest = self.long.replace("-", "_")
         self.kind = "bool" if action == "store_true" else "list" if action == "append" else "float" \
@@ -70,7 +71,7 @@ class Parser:
         args = namespace or SimpleNamespace()
         for flag in self.flags:
             setattr(args, flag.dest, list(flag.default) if flag.kind == "list" else flag.default)
-        by_long = {f.long: f for f in self.flags}
+        by_long = {name: f for f in self.flags for name in f.longs}
         by_short = {f.short: f for f in self.flags if f.short}
         if self.short_help:
             by_short.setdefault("h", by_long["help"])

@@ -89,6 +89,7 @@ def test_defaults_values_and_kinds():
     assert (args.timeout, args.exercises, args.output, args.reference) == (2.5, ["01"], "grade-results", False)
     assert parse("grade").timeout == 60 and parse("grade").exercises == []
     assert parse("run", "busybox").network == "none" and parse("run", "busybox").env == []
+    assert parse("run", "--net=host", "busybox").network == "host"  # a second long name
     assert parse("--explain", "ps", "-aq").explain is True
     assert parse("ps").explain is False and parse("ps").subcommand == "ps"
     assert parse("image", "ls", "-q").action == "ls"
