@@ -14,7 +14,7 @@ Read the modules in chapter order:
     layers.py      layers: tar in and out, whiteouts, safe unpacking  (chapters 3, 7)
     supervisor.py  the shim beside each container; shim.c: its small waiting half, in C; enter.py: exec
     compiled.py    the C programs (shim.c, demos/*.c): compiled once, cached by the hash of their source
-    api.py         the Python API; cli.py: the command line over it
+    api.py         the Python API; cli.py: the command line over it (flags.py: Docker's flag grammar)
     notebook.py    the notebooks' Lab: a private state root, short cells, the trace as a table
     reference.py   image names: registry/repository:tag@digest      (chapter 3)
     content.py     digests: everything that arrives is checked
