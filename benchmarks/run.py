@@ -398,7 +398,7 @@ import json  # only now: the first import of json (and re, enum) belongs to the 
 print(json.dumps([(b - a) / 1e6 for a, b in zip(marks, marks[1:])]))
 """
 PHASE_NAMES = [
-    "imports (enum, re, json, ctypes, argparse, minidocker's modules)",
+    "imports (enum, re, json, ctypes, minidocker's modules)",
     "parse flags, image lookup, container record and files, cgroup directories",
     "fork, unshare the namespaces",
     "fork PID 1: its mounts, pivot_root, capabilities; meanwhile minidocker moves it into the cgroup "
