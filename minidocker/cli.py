@@ -637,7 +637,7 @@ def parse_args(argv: list[str]):
                        + "\nRun 'minidocker COMMAND --help' for more information on a command.\n")
     top.add_argument("--explain", action="store_true",
                      help="print every kernel step as a shell command you could run yourself")
-    top.add_argument("subcommand", nargs=flags.REST)
+    top.add_argument("subcommand", nargs=flags.REST, metavar="COMMAND")  # flags before it are minidocker's
     args = top.parse_args(argv)
     if not args.subcommand:
         top.fail("a command is required")
@@ -688,8 +688,11 @@ def main(argv: list[str] | None = None) -> int:
             print(trace.render(trace.steps()), file=sys.stderr)
         print(f"minidocker: {one_line(e)}", file=sys.stderr)
         return e.exit_code
-    except flags.Help as text:
-        print(text)
+    except flags.Help as text:  # --help: print it, exit 0
+        try:
+            print(text, flush=True)
+        except BrokenPipeError:  # `--help | head`
+            pass
         return 0
     except KeyboardInterrupt:
         return 130

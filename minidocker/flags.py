@@ -44,7 +44,7 @@ class _Positional:
         name = metavar or ("|".join(choices) if choices else dest.upper())
         single = name.removesuffix("S")  # CONTAINERS: CONTAINER [CONTAINER...]
         self.usage = {None: name, "?": f"[{name}]", "*": f"[{single}...]", "+": f"{single} [{single}...]",
-                      REST: "[COMMAND] [ARG...]"}[nargs]
+                      REST: metavar or "[COMMAND] [ARG...]"}[nargs]
 
 
 class Parser:

@@ -144,3 +144,13 @@ def test_importing_the_cli_imports_neither_argparse_nor_gettext():
     code = f"import sys; sys.path.insert(0, {root!r}); import minidocker.cli; print(sorted(sys.modules))"
     loaded = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, check=True).stdout
     assert "'argparse'" not in loaded and "'gettext'" not in loaded and "'minidocker.flags'" in loaded
+
+
+def test_help_goes_to_stdout_with_exit_0_even_into_a_closed_pipe():
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    shown = subprocess.run([sys.executable, "-m", "minidocker", "rm", "--help"], cwd=root, capture_output=True,
+                           text=True)
+    assert (shown.returncode, shown.stderr) == (0, "") and shown.stdout.startswith("\nUsage:  minidocker rm")
+    piped = subprocess.run(f"{sys.executable} -m minidocker --help | head -c 1", shell=True, cwd=root,
+                           capture_output=True, text=True)
+    assert piped.stderr == "", piped.stderr
