@@ -169,8 +169,8 @@ class Parser:
         for f in self.flags[1:]:  # --help itself goes without saying, as in Docker
             names = (f"-{f.short}, " if f.short else "    ") + f"--{f.long}"
             metavar = "" if f.kind == "bool" else f" {f.kind}"
-            default = _quote(f.default) if f.kind == "string" and f.default else str(f.default).lower() if f.default is True else \
-                f"{f.default:g}" if f.kind == "float" else None
+            default = _quote(f.default) if f.kind == "string" and f.default else \
+                str(f.default).lower() if f.kind != "list" and f.default else ""  # (default true), (default 60)
             rows.append((names + metavar, f.help + (f" (default {default})" if default else "")))
         width = max((len(left) for left, _ in rows), default=0) + 3
         options = "".join(f"  {left:<{width}}{right}".rstrip() + "\n" for left, right in rows)

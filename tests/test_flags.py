@@ -39,8 +39,9 @@ def test_booleans_take_go_spellings_after_an_equals_sign():
     assert parse("run", "--rm", "busybox").rm is True
     for word, value in [("false", False), ("0", False), ("F", False), ("true", True), ("1", True), ("T", True)]:
         assert parse("run", f"--rm={word}", "busybox").rm is value
-    assert refused("run", "--rm=maybe", "busybox") == ('invalid argument "maybe" for "--rm" flag: strconv.ParseBool:'
-                                                       ' parsing "maybe": invalid syntax (see \'minidocker run --help\')')
+    assert refused("run", "--rm=maybe", "busybox") == (
+        'invalid argument "maybe" for "--rm" flag: strconv.ParseBool: parsing "maybe": invalid syntax'
+        " (see 'minidocker run --help')")
     args = parse("run", "--rm", "false", "x")  # without "=", the next word is the image, not the flag's value
     assert (args.rm, args.image, args.command) == (True, "false", ["x"])
 
@@ -144,6 +145,13 @@ def test_importing_the_cli_imports_neither_argparse_nor_gettext():
     code = f"import sys; sys.path.insert(0, {root!r}); import minidocker.cli; print(sorted(sys.modules))"
     loaded = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True, check=True).stdout
     assert "'argparse'" not in loaded and "'gettext'" not in loaded and "'minidocker.flags'" in loaded
+
+
+@pytest.mark.parametrize("command", list(cli.COMMANDS))
+def test_every_command_has_help(command):
+    with pytest.raises(flags.Help) as shown:
+        parse(command, "--help")
+    assert str(shown.value).startswith(f"\nUsage:  minidocker {command} [OPTIONS]")
 
 
 def test_help_goes_to_stdout_with_exit_0_even_into_a_closed_pipe():

@@ -298,9 +298,8 @@ def test_cli_subprocess(md, tmp_path):
 def test_flag_parser_alone():
     """Every command's flags and arguments (the parse only, no store): a namespace, help, or one line."""
     every_command = argv_strategy(list(cli.COMMANDS) + ["nosuchcommand", ""])
-    words = st.one_of(every_command, st.lists(st.one_of(WORD, st.sampled_from(["-it", "-dit", "-e=X", "-eX", "--rm=false",
-                                                                              "--pause=maybe", "-p", "--timeout"])),
-                                              max_size=8).map(lambda w: ["run"] + w))
+    grouped = st.sampled_from(["-it", "-dit", "-e=X", "-eX", "--rm=false", "--pause=maybe", "-p", "--timeout"])
+    words = st.one_of(every_command, st.lists(st.one_of(WORD, grouped), max_size=8).map(lambda w: ["run"] + w))
 
     def check(argv):
         try:
