@@ -95,6 +95,8 @@ def test_commit_freezes_the_container_around_the_copy_and_leaves_it_running(md):
     for no_pause in ("--pause=false", "-p=false", "--pause=0"):
         quiet = md("--explain", "commit", no_pause, "w")
         assert quiet.returncode == 0 and not freezer_steps(quiet.stderr), (no_pause, quiet.stderr)
+    paused = md("--explain", "commit", "-p", "w")  # -p is a boolean flag: "w" is the container, not its value
+    assert paused.returncode == 0 and len(freezer_steps(paused.stderr)) == 2, paused.stderr
 
 
 def test_commit_of_a_paused_container_leaves_it_paused(md):
