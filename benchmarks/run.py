@@ -401,8 +401,8 @@ PHASE_NAMES = [
     "imports (enum, re, json, ctypes, minidocker's modules)",
     "parse flags, image lookup, container record and files, cgroup directories",
     "fork, unshare the namespaces",
-    "fork PID 1: its mounts, pivot_root, capabilities; meanwhile minidocker moves it into the cgroup "
-    "(on cgroup v1 the first move waits for an RCU grace period); go, exec",
+    "fork PID 1: its mounts, pivot_root, capabilities (on cgroup v2 minidocker moves it into the cgroup "
+    "meanwhile, and the first such move waits for an RCU grace period); go, exec",
     "/bin/true runs and exits; the kernel tears its namespaces down",
     "clean-up: exit status, cgroup rmdir, --rm removes the container directory",
 ]
