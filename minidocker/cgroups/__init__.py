@@ -229,8 +229,11 @@ class Cgroup:
             try:
                 with open(os.path.join(path, "cgroup.procs")) as f:
                     return sorted({int(line) for line in f.read().split()})
-            except FileNotFoundError:
-                continue
+            except OSError as e:
+                # ENOENT: removed; ENODEV: removed between our open and read (its last process exited
+                # and whoever waited for it ran rmdir).  Either way nobody is left in it.
+                if e.errno not in (errno.ENOENT, errno.ENODEV):
+                    raise
         return []
 
     def _read(self, where: tuple[str, str] | None, what: str):
