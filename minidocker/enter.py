@@ -3,7 +3,7 @@
 A container is not a place, it is a set of namespaces plus a cgroup; a new
 process "enters" it by joining each of them, exactly as nsenter(1) does:
 
-    join the cgroup                  echo $$ > .../cgroup.procs
+    join the cgroup                  echo 0 > .../tasks (v1: just this thread), echo $$ > .../cgroup.procs (v2)
     setns() into each namespace      nsenter --target PID --ipc --uts --net --pid --mount
     chroot to the container's root   (its /proc/PID/root)
     fork()                           setns(pid) only takes effect for children
