@@ -158,7 +158,10 @@ class Cgroup:
         # On a v2 host the unified tree is the only one: the container's directory there tracks its
         # processes even with no controller enabled.  A hybrid host's unified tree holds none of our
         # controllers: the container stays out of it, since only a whole process can join a v2
-        # cgroup, and that costs the wait that join() explains.
+        # cgroup, and that costs the wait that move_self_v1() explains.  The price: there the
+        # container stays in the unified cgroup of whoever ran minidocker, and systemd, which
+        # tracks processes in that tree, counts it as part of that session or service (runc moves
+        # it out, and waits).
         uses_v2 = layout.version == "v2" or any(version == "v2" for version, _ in self.dirs.values())
         self.v2_path = os.path.join(layout.v2_mount, parent, container_id) if uses_v2 else None
         self.paths: list[str] = []
