@@ -32,9 +32,17 @@ class _Flag:
         self.long = self.longs[0]
         self.short = next((n[1:] for n in names if not n.startswith("--")), "")
         self.dest = self.long.replace("-", "_")
-        self.kind = "bool" if action == "store_true" else "list" if action == "append" else "float" \
-            if type is float else "string"
-        self.default = [] if self.kind == "list" else False if self.kind == "bool" and default is None else default
+        if action == "store_true":
+            self.kind = "bool"
+        elif action == "append":
+            self.kind = "list"
+        else:
+            self.kind = "float" if type is float else "string"
+        if self.kind == "list":
+            default = []
+        elif self.kind == "bool" and default is None:
+            default = False
+        self.default = default
         self.help = help or ""
 
 
@@ -169,8 +177,12 @@ class Parser:
         for f in self.flags[1:]:  # --help itself goes without saying, as in Docker
             names = (f"-{f.short}, " if f.short else "    ") + f"--{f.long}"
             metavar = "" if f.kind == "bool" else f" {f.kind}"
-            default = _quote(f.default) if f.kind == "string" and f.default else \
-                str(f.default).lower() if f.kind != "list" and f.default else ""  # (default true), (default 60)
+            if not f.default or f.kind == "list":
+                default = ""
+            elif f.kind == "string":
+                default = _quote(f.default)  # (default "none")
+            else:
+                default = str(f.default).lower()  # (default true), (default 60)
             rows.append((names + metavar, f.help + (f" (default {default})" if default else "")))
         width = max((len(left) for left, _ in rows), default=0) + 3
         options = "".join(f"  {left:<{width}}{right}".rstrip() + "\n" for left, right in rows)
