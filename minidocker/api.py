@@ -12,8 +12,8 @@ same explain trace back (:func:`last_trace`).
     print(api.logs(c))      # b'hi\\n'
 """
 
+import _signal as signal  # signal.py's C core: signal.py itself imports enum, ~6 ms of a container start
 import os
-import signal
 import time
 
 from minidocker import (capabilities, cgroups, images, kernel, rootfs, spec, store as store_module, supervisor,
@@ -322,8 +322,10 @@ def _parse_signal(sig: int | str) -> int:
         if name.isascii() and name.isdigit():
             number = int(name)
         else:
+            from signal import Signals  # the names are an enum; only `kill -s NAME` pays for importing it
+
             try:
-                return signal.Signals["SIG" + name]
+                return Signals["SIG" + name]
             except KeyError:
                 raise MinidockerError(f"invalid signal: {sig!r}") from None
     if not 1 <= number <= signal.SIGRTMAX:

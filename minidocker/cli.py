@@ -11,7 +11,6 @@ flags) and ``<name>_command(args, store)`` (do it), and one row in
 minidocker.flags (Docker's grammar; cheaper than argparse to import and use).
 """
 
-import json
 import os
 import sys
 
@@ -283,6 +282,8 @@ def inspect_flags(p):
 
 
 def inspect_command(args, store):
+    import json  # indented output: the json module itself, not jsoncore.py (inspect is not on a container's path)
+
     from minidocker import api
 
     records = [api.inspect(ref, store=store) for ref in args.containers]
@@ -707,6 +708,7 @@ def one_line(error) -> str:
 
 def render_format(template: str, record: dict) -> str:
     """The common cases of Docker's Go templates: {{.State.Status}}, {{json .Config}}."""
+    import json
     import re
 
     def value(match):
@@ -746,6 +748,8 @@ def _status(state: dict) -> str:
 
 
 def _print_ps(records: list[dict], quiet: bool, no_trunc: bool) -> None:
+    import json
+
     if quiet:
         for r in records:
             print(r["Id"] if no_trunc else r["Id"][:12])

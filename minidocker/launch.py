@@ -42,12 +42,11 @@ import _socket  # the socket module's C core: socket.py itself costs a container
 import array
 import errno
 import fcntl
-import json
 import os
 import termios
 from collections import namedtuple
 
-from minidocker import capabilities, init, kernel, rootfs, trace
+from minidocker import capabilities, init, jsoncore, kernel, rootfs, trace
 from minidocker.errors import CannotExecute, CommandNotFound, MinidockerError
 from minidocker.kernel import (CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUSER,
                                CLONE_NEWUTS)
@@ -84,7 +83,7 @@ class Channel:
     def _send(self, message: dict, ancillary: list) -> None:
         if self.carries_trace:
             message["steps"] = trace.take()
-        self.sock.sendmsg([json.dumps(message).encode()], ancillary)
+        self.sock.sendmsg([jsoncore.dumps(message).encode()], ancillary)
 
     def flush_trace(self) -> None:
         """Send the steps recorded so far now (before a fork or an exec would lose or copy them)."""
@@ -95,7 +94,7 @@ class Channel:
         data, ancillary, _flags, _addr = self.sock.recvmsg(65536, _socket.CMSG_SPACE(array.array("i").itemsize))
         if not data:
             return None
-        message = json.loads(data)
+        message = jsoncore.loads(data)
         for level, kind, fds in ancillary:
             if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
                 message["fd"] = array.array("i", fds)[0]

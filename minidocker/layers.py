@@ -32,10 +32,9 @@ it was.
 
 # hashlib and shutil are imported where they are used: `run` comes here only for layer_dir(), and
 # importing those two would cost every container start ~10 ms.
-import json
 import os
 
-from minidocker import kernel, trace
+from minidocker import jsoncore, kernel, trace
 from minidocker.errors import MinidockerError, NotFound
 from minidocker.store import remove_tree
 
@@ -295,7 +294,7 @@ def _write_split(tar_path: str, members: list, tree: str, diff_id: str, out_path
                 cursor += member.size
         verbatim(os.path.getsize(tar_path))
     with gzip.open(out_path, "wt") as f:
-        json.dump({"diff_id": diff_id, "segments": segments}, f)
+        jsoncore.dump({"diff_id": diff_id, "segments": segments}, f)
     digest = hashlib.sha256()
     try:
         _replay(out_path, tree, _Hasher(digest))
@@ -326,7 +325,7 @@ def _replay(split_path: str, tree: str, out) -> None:
     import gzip
 
     with gzip.open(split_path, "rt") as f:
-        segments = json.load(f)["segments"]
+        segments = jsoncore.load(f)["segments"]
     for segment in segments:
         if segment[0] == "raw":
             out.write(base64.b64decode(segment[1]))

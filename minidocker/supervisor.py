@@ -16,14 +16,13 @@ supervisor is the same idea in one function, :func:`supervise`:
   the exit (:func:`finish`).
 """
 
-import json
+import _signal as signal  # signal.py's C core: signal.py itself imports enum, ~6 ms of a container start
 import os
 import select
-import signal
 import sys
 import termios
 
-from minidocker import cgroups, images, launch, trace
+from minidocker import cgroups, images, jsoncore, launch, trace
 from minidocker.errors import CannotExecute, CommandNotFound, Conflict, MinidockerError
 from minidocker.init import exit_status
 from minidocker.launch import Stdio
@@ -266,7 +265,7 @@ def _copy(fd: int, outputs: dict, log) -> bool:
         except OSError:  # our reader went away (`| head`): keep logging, the container runs on
             outputs[fd] = (stream, None)
     entry = {"log": data.decode("utf-8", "surrogateescape"), "stream": stream, "time": now()}
-    log.write(json.dumps(entry).encode() + b"\n")
+    log.write(jsoncore.dumps(entry).encode() + b"\n")
     log.flush()
     return True
 
@@ -281,7 +280,7 @@ def read_log(path: str, offset: int = 0) -> tuple[list[tuple[str, bytes]], int]:
                 if not line.endswith(b"\n"):
                     break  # still being written
                 offset += len(line)
-                entry = json.loads(line)
+                entry = jsoncore.loads(line)
                 entries.append((entry["stream"], entry["log"].encode("utf-8", "surrogateescape")))
     except FileNotFoundError:
         pass
@@ -302,7 +301,7 @@ def spawn_detached(store: Store, cid: str) -> None:
             os.dup2(devnull, fd)
         try:
             def started():  # hand the explain trace back to the command that is waiting
-                os.write(write_end, json.dumps({"steps": trace.steps()}).encode())
+                os.write(write_end, jsoncore.dumps({"steps": trace.steps()}).encode())
                 os.close(write_end)
 
             supervise(store, cid, attach=False, on_started=started)
@@ -310,7 +309,7 @@ def spawn_detached(store: Store, cid: str) -> None:
             failure = {"error": str(e) if isinstance(e, MinidockerError) else f"supervisor failed: {e!r}",
                        "exit": getattr(e, "exit_code", 125)}
             try:
-                os.write(write_end, json.dumps(failure).encode())
+                os.write(write_end, jsoncore.dumps(failure).encode())
             except OSError:
                 pass  # the container had started; the error is in its record
         os._exit(0)
@@ -318,7 +317,7 @@ def spawn_detached(store: Store, cid: str) -> None:
     os.waitpid(first, 0)
     with os.fdopen(read_end, "rb") as f:
         answer = f.read()
-    answer = json.loads(answer or b'{"error": "the supervisor died before the container started", "exit": 125}')
+    answer = jsoncore.loads(answer or b'{"error": "the supervisor died before the container started", "exit": 125}')
     for step in answer.get("steps", []):
         trace.adopt(step)
     if "error" in answer:

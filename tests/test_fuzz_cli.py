@@ -13,6 +13,7 @@ cases it really ran, so a budget is a measured number, not a wish.
 
 import contextlib
 import io
+import json
 import os
 import string
 
@@ -20,13 +21,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from minidocker import api, capabilities, cli, flags, images, spec, store as store_module
+from minidocker import api, capabilities, cli, flags, images, jsoncore, spec, store as store_module
 from minidocker.errors import MinidockerError
 
 BUDGETS = {
     "memory": 1500, "cpus": 1000, "int": 800, "env": 1000, "env_file": 400, "names": 1000, "signals": 800,
     "capabilities": 800, "modes": 500, "durations": 500, "image_references": 600, "changes": 600,
-    "formats": 400, "cli_in_process": 1200, "cli_subprocess": 60, "flags": 1500,
+    "formats": 400, "cli_in_process": 1200, "cli_subprocess": 60, "flags": 1500, "json_values": 800,
+    "json_text": 800, "stored_names": 600,
 }
 TOTAL_REQUIRED = 10_000
 
@@ -188,6 +190,66 @@ def test_image_references():
         accepted_or_clear(images.normalize, ref)
 
     run_property(refs, check, BUDGETS["image_references"])
+
+
+def test_stored_names_are_found_as_parsing_would_find_them():
+    """images.get looks a name up as the store files it before parsing it: 'busybox' as
+    'busybox:latest'.  That shortcut may only ever find what the full parse finds."""
+    stored = ["busybox:latest", "me/app:v1", "localhost:5000/app:latest", "ghcr.io/x/y:latest",
+              "alpine@sha256:" + "a" * 64]
+    near = st.sampled_from(stored).flatmap(lambda key: st.sampled_from(
+        [key, key.removesuffix(":latest"), key.upper(), "library/" + key, "docker.io/" + key, key + ":latest"]))
+    names = st.one_of(USER_TEXT, st.from_regex(r"\A[a-z0-9./:@_-]{1,40}\Z"), near)
+
+    def check(name):
+        for key in (name, f"{name}:latest"):
+            if key in stored:
+                assert images.normalize(name) == key
+                break
+
+    run_property(names, check, BUDGETS["stored_names"])
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20)
+
+
+def test_jsoncore_writes_and_reads_what_json_does():
+    """jsoncore drives json's C core directly: its text must be json.dumps's, byte for byte."""
+    def check(value):
+        for sort_keys in (False, True):
+            for separators in ((", ", ": "), (",", ":")):
+                assert jsoncore.dumps(value, sort_keys, separators) == \
+                    json.dumps(value, sort_keys=sort_keys, separators=separators)
+        assert jsoncore.loads(json.dumps(value)) == value
+
+    run_property(JSON_VALUES, check, BUDGETS["json_values"])
+
+
+def test_jsoncore_refuses_what_json_refuses():
+    """Any text (and near-JSON: documents with a character dropped, doubled or changed) is read as
+    json.loads reads it, or refused with a ValueError where json.loads refuses it."""
+    def damaged(args):
+        value, where, how = args
+        text = json.dumps(value)
+        i = where % (len(text) + 1)
+        return [text[:i] + text[i + 1:], text[:i] + text[i:i + 1] * 2 + text[i + 1:],
+                text[:i] + how + text[i:], f" {text}\n", text + how][where % 5]
+
+    near_json = st.tuples(JSON_VALUES, st.integers(0, 200), st.sampled_from(list(',:"[]{}\\ 0e-.ntfx\x00'))).map(damaged)
+
+    def check(text):
+        try:
+            expected = json.loads(text)
+        except ValueError:
+            with pytest.raises(ValueError):
+                jsoncore.loads(text)
+            return
+        assert json.dumps(jsoncore.loads(text)) == json.dumps(expected)  # (dumps: NaN is never == NaN)
+
+    run_property(st.one_of(USER_TEXT, near_json), check, BUDGETS["json_text"])
 
 
 def test_commit_changes():
