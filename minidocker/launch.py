@@ -39,12 +39,11 @@ socket close.
 # Everything the container's processes use after pivot_root is imported here, up front:
 # once the host's tree is detached, the host's Python library is no longer reachable.
 import _socket  # the socket module's C core: socket.py itself costs a container start 3 ms to import
-import array
 import errno
 import fcntl
 import os
+import struct
 import termios
-from collections import namedtuple
 
 from minidocker import capabilities, init, jsoncore, kernel, rootfs, trace
 from minidocker.errors import CannotExecute, CommandNotFound, MinidockerError
@@ -78,11 +77,11 @@ class Channel:
 
     def send_fd(self, fd: int, **message) -> None:
         """Pass an open file descriptor to the other process (SCM_RIGHTS, unix(7))."""
-        self._send(message, [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, array.array("i", [fd]))])
+        self._send(message, [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, struct.pack("i", fd))])  # one C int
 
     def _send(self, message: dict, ancillary: list) -> None:
         if self.carries_trace:
-            message["steps"] = trace.take()
+            message["steps"] = [step.as_list() for step in trace.take()]
         self.sock.sendmsg([jsoncore.dumps(message).encode()], ancillary)
 
     def flush_trace(self) -> None:
@@ -91,13 +90,13 @@ class Channel:
             self.send()
 
     def recv(self) -> dict | None:
-        data, ancillary, _flags, _addr = self.sock.recvmsg(65536, _socket.CMSG_SPACE(array.array("i").itemsize))
+        data, ancillary, _flags, _addr = self.sock.recvmsg(65536, _socket.CMSG_SPACE(struct.calcsize("i")))
         if not data:
             return None
         message = jsoncore.loads(data)
         for level, kind, fds in ancillary:
             if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
-                message["fd"] = array.array("i", fds)[0]
+                message["fd"], = struct.unpack("i", fds[:struct.calcsize("i")])
         for step in message.pop("steps", []):
             trace.adopt(step)
         return message
@@ -116,10 +115,11 @@ class Channel:
         self.sock.close()
 
 
-class Stdio(namedtuple("Stdio", ["stdin", "stdout", "stderr", "tty"], defaults=[False])):
+class Stdio:
     """The container's stdin, stdout, stderr (fds); with tty=True they are made inside it (see open_console)."""
 
-    __slots__ = ()
+    def __init__(self, stdin: int, stdout: int, stderr: int, tty: bool = False):
+        self.stdin, self.stdout, self.stderr, self.tty = stdin, stdout, stderr, tty
 
 
 def namespace_flags(host_config: dict) -> int:

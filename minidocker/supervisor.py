@@ -205,7 +205,8 @@ class Streams:
             self.stdin_relay = (0, master)
 
     def close_container_side(self) -> None:
-        for fd in set(self.container_side[:3]):
+        side = self.container_side
+        for fd in {side.stdin, side.stdout, side.stderr}:
             if fd > 2:
                 os.close(fd)
 
@@ -301,7 +302,7 @@ def spawn_detached(store: Store, cid: str) -> None:
             os.dup2(devnull, fd)
         try:
             def started():  # hand the explain trace back to the command that is waiting
-                os.write(write_end, jsoncore.dumps({"steps": trace.steps()}).encode())
+                os.write(write_end, jsoncore.dumps({"steps": [step.as_list() for step in trace.steps()]}).encode())
                 os.close(write_end)
 
             supervise(store, cid, attach=False, on_started=started)

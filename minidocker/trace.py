@@ -13,15 +13,25 @@ steps are merged by their CLOCK_MONOTONIC time stamp, which all processes share.
 """
 
 import time
-from collections import namedtuple  # not typing.NamedTuple: importing typing costs a container start 4 ms
 
 
-class Step(namedtuple("Step", ["command", "why", "actor", "at_ns"])):
+class Step:
     """command: a shell command with the same effect; why: one short reason, for the learner;
     actor: which process performed it ("minidocker" or "container"); at_ns: CLOCK_MONOTONIC,
-    to merge steps from several processes."""
+    to merge steps from several processes.  (A plain class: collections.namedtuple would cost
+    every container start ~3 ms to import.)"""
 
-    __slots__ = ()
+    __slots__ = ("command", "why", "actor", "at_ns")
+
+    def __init__(self, command: str, why: str, actor: str, at_ns: int):
+        self.command, self.why, self.actor, self.at_ns = command, why, actor, at_ns
+
+    def as_list(self) -> list:
+        """How a step travels between processes (as JSON); adopt() takes it back."""
+        return [self.command, self.why, self.actor, self.at_ns]
+
+    def __repr__(self) -> str:
+        return f"Step({self.command!r}, {self.why!r}, {self.actor!r}, {self.at_ns})"
 
     def as_shell(self) -> str:
         return f"{self.command:<60}  # [{self.actor}] {self.why}" if self.why else self.command
@@ -48,8 +58,8 @@ def become(actor: str, forward=None) -> None:
     _steps.clear()
 
 
-def adopt(step: Step) -> None:
-    """Keep a step that a forked process performed and sent over."""
+def adopt(step: list) -> None:
+    """Keep a step that a forked process performed and sent over (Step.as_list's form)."""
     _steps.append(Step(*step))
 
 

@@ -32,7 +32,6 @@ import _signal as signal  # signal.py's C core: signal.py itself imports enum, ~
 import errno
 import os
 import time
-from collections import namedtuple  # not typing.NamedTuple: typing is slow to import
 
 from minidocker import kernel
 from minidocker.cgroups import v1, v2
@@ -52,7 +51,7 @@ NOT_CONTROLLERS = {"rw", "ro", "none", "all", "xattr", "noprefix", "clone_childr
                    "cpuset_v2_mode", "favordynmods"}
 
 
-class Limits(namedtuple("Limits", ["memory", "cpus", "cpu_shares", "pids"], defaults=[None] * 4)):
+class Limits:
     """What `docker run` lets you cap.  None means "no limit".
 
     memory: --memory, bytes (swap beyond it is disabled too); cpus: --cpus, how many CPUs' worth
@@ -60,7 +59,9 @@ class Limits(namedtuple("Limits", ["memory", "cpus", "cpu_shares", "pids"], defa
     --pids-limit, most processes+threads at once.
     """
 
-    __slots__ = ()
+    def __init__(self, memory: int | None = None, cpus: float | None = None, cpu_shares: int | None = None,
+                 pids: int | None = None):
+        self.memory, self.cpus, self.cpu_shares, self.pids = memory, cpus, cpu_shares, pids
 
     def needs(self) -> dict[str, str]:
         """{controller: the docker flag that needs it} for each limit that is set."""
