@@ -4,6 +4,7 @@ Read the modules in chapter order:
 
     kernel.py      the system calls, each quoting its man page      (chapter 1)
     trace.py       how each step is recorded for --explain
+    jsoncore.py    the JSON of records and messages, through json's C core (a faster start)
     cgroups/       resource limits: one interface, a v1 and a v2 driver
     rootfs.py      overlayfs, /proc, /dev, pivot_root vs chroot
     capabilities.py  root's power cut into pieces; Docker's default set

@@ -184,7 +184,7 @@ def export_merged(lower_dirs: list[str], upper: str, mountpoint: str, out) -> No
         try:
             os.close(read_end)
             parent.close()
-            trace.become("export", lambda step: child.send(step=list(step)))
+            trace.become("export", lambda step: child.send(step=step.as_list()))
             kernel.unshare(kernel.CLONE_NEWNS, why="a private mount namespace: the export's mount is ours alone")
             rootfs.make_mounts_private()
             options = f"lowerdir={':'.join([upper] + list(reversed(lower_dirs)))}"

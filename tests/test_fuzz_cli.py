@@ -16,6 +16,8 @@ import io
 import json
 import os
 import string
+import subprocess
+import sys
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -250,6 +252,24 @@ def test_jsoncore_refuses_what_json_refuses():
         assert json.dumps(jsoncore.loads(text)) == json.dumps(expected)  # (dumps: NaN is never == NaN)
 
     run_property(st.one_of(USER_TEXT, near_json), check, BUDGETS["json_text"])
+
+
+def test_jsoncore_refuses_bad_text_in_a_process_that_never_imported_json():
+    """A `minidocker` process imports no json.  Python 3.11's C scanner can only raise its error
+    once json.decoder is imported (before, it fails with a SystemError): jsoncore must still
+    refuse bad text with a ValueError there."""
+    program = ("import sys\n"
+               "from minidocker import jsoncore\n"
+               "assert 'json' not in sys.modules\n"
+               "for text in ['{\"Id\": ', '', '{}x', '[1,]', '\"a\\x01\"']:\n"
+               "    try:\n"
+               "        jsoncore.loads(text)\n"
+               "    except ValueError:\n"
+               "        continue\n"
+               "    raise SystemExit(f'accepted {text!r}')\n")
+    repository = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    run = subprocess.run([sys.executable, "-S", "-c", program], cwd=repository, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
 
 
 def test_commit_changes():

@@ -7,8 +7,9 @@ Read README.md in this folder first.  You may use everything imported below.
 """
 
 import os
-import re
 from minidocker.errors import MinidockerError
+_SIZE = r"^(\d+(?:\.\d+)?)\s*([bkmg]?)b?$"
+_HOSTNAME = r"^[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?(\.[a-zA-Z0-9]([a-zA-Z0-9-]*[a-zA-Z0-9])?)*$"
 
 
 def resolve_command(image_entrypoint: list[str] | None, image_cmd: list[str] | None,

@@ -6,9 +6,8 @@ Write the body of apply_whiteout(), then run `sudo minidocker grade 07_union_fil
 Read README.md in this folder first.  You may use everything imported below.
 """
 
-import json
 import os
-from minidocker import kernel, trace
+from minidocker import jsoncore, kernel, trace
 from minidocker.errors import MinidockerError, NotFound
 from minidocker.store import remove_tree
 WHITEOUT_PREFIX = ".wh."
