@@ -240,7 +240,8 @@ def test_jsoncore_refuses_what_json_refuses():
         return [text[:i] + text[i + 1:], text[:i] + text[i:i + 1] * 2 + text[i + 1:],
                 text[:i] + how + text[i:], f" {text}\n", text + how][where % 5]
 
-    near_json = st.tuples(JSON_VALUES, st.integers(0, 200), st.sampled_from(list(',:"[]{}\\ 0e-.ntfx\x00'))).map(damaged)
+    near_json = st.tuples(JSON_VALUES, st.integers(0, 200),
+                          st.sampled_from(list(',:"[]{}\\ 0e-.ntfx\x00'))).map(damaged)
 
     def check(text):
         try:
