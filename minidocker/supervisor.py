@@ -49,55 +49,80 @@ def supervise(store: Store, cid: str, attach: bool, on_started=None, on_ready=No
     record = store.update(cid, _claim)  # from here on, our PID in the record says "being started"
     host_config, config = record["HostConfig"], record["Config"]
     container_dir = store.container_dir(cid)
-    cgroup = streams = None
+    cgroup = streams = pid = None
     try:
         image = images.get(store, record["Image"])
         remapped = host_config.get("UsernsMode") == "remap"
         lower_dirs = images.shifted_layers(image, launch.USERNS_BASE) if remapped else image.layer_dirs
+        log = _open_log(record["LogPath"])  # before anything runs: a container nobody can log is not started
         cgroup = cgroups.create(cid, limits_of(host_config), parent=host_config["CgroupParent"])
         streams = Streams(config, attach)
-        pid = launch.launch(record, container_dir, lower_dirs, cgroup, streams.container_side, on_ready,
-                            on_console=streams.console)
-    except BaseException as e:  # whatever went wrong, leave no cgroup, descriptor or claim behind
-        if streams:
-            streams.close_ours()
-        if cgroup:
-            cgroup.kill_all()
-            cgroup.destroy()
-        failure = {"SupervisorPid": 0}
-        if isinstance(e, MinidockerError):
-            failure.update(Error=str(e), ExitCode=e.exit_code)
         try:
-            store.update(cid, lambda r: r["State"].update(failure))
-        except MinidockerError:
-            pass  # removed meanwhile (rm -f)
-        raise
-    finally:
-        if streams:
+            pid = launch.launch(record, container_dir, lower_dirs, cgroup, streams.container_side, on_ready,
+                                on_console=streams.console)
+        finally:
             streams.close_container_side()
 
-    def started(r):
-        r["State"].update(Status="running", Running=True, Paused=False, Pid=pid, ExitCode=0, Error="", OOMKilled=False,
-                          StartedAt=now(), FinishedAt=NEVER)
+        def started(r):
+            r["State"].update(Status="running", Running=True, Paused=False, Pid=pid, ExitCode=0, Error="",
+                              OOMKilled=False, StartedAt=now(), FinishedAt=NEVER)
 
-    store.update(cid, started)
-    if on_started:
-        on_started()
-    if not attach:
+        store.update(cid, started)
+        if on_started:
+            on_started()
+        if not attach:
+            try:
+                _exec_shim(store, record, pid, streams.outputs, shim_binary())  # does not return
+            except MinidockerError:
+                pass  # no shim and no gcc to build it: this supervisor waits itself, only bigger
+        # Attached, Ctrl-C and friends are for the container (Docker's --sig-proxy), then ours again.
+        previous = {sig: signal.signal(sig, lambda signum, _frame: _signal_quietly(pid, signum))
+                    for sig in (ATTACHED_SIGNALS if attach else ())}
         try:
-            _exec_shim(store, record, pid, streams.outputs, shim_binary())  # does not return
-        except MinidockerError:
-            pass  # no shim and no gcc to build it: this supervisor waits itself, only bigger
-    # Attached, Ctrl-C and friends are for the container (Docker's --sig-proxy), then ours again.
-    previous = {sig: signal.signal(sig, lambda signum, _frame: _signal_quietly(pid, signum))
-                for sig in (ATTACHED_SIGNALS if attach else ())}
-    try:
-        with open(record["LogPath"], "ab") as log:
-            status = relay(pid, streams.outputs, log, streams.stdin_relay)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+            with log:
+                status = relay(pid, streams.outputs, log, streams.stdin_relay)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+    except BaseException as e:  # whatever went wrong, leave no container, cgroup, descriptor or claim behind
+        _give_up(store, cid, cgroup, streams, pid, e)
+        raise
     return finish(store, cid, cgroup, status)
+
+
+def _open_log(path: str):
+    try:
+        return open(path, "ab")
+    except OSError as e:
+        raise MinidockerError(f"cannot open the container's log {path}: {e.strerror}") from None
+
+
+def _give_up(store: Store, cid: str, cgroup: cgroups.Cgroup | None, streams, pid: int | None,
+             error: BaseException) -> None:
+    """Starting or watching the container failed: stop whatever runs in its cgroup (a container
+    nobody supervises would run on, unseen), remove the cgroup, and record why."""
+    if streams:
+        streams.close_ours()
+    if cgroup:
+        cgroup.kill_all()
+        cgroup.destroy()  # waits until every process in it has exited
+    if pid:
+        try:
+            os.waitpid(pid, os.WNOHANG)  # reap PID 1 (unless relay() already did)
+        except ChildProcessError:
+            pass
+
+    def failed(r):
+        if r["State"]["Running"]:
+            r["State"].update(Status="exited", Running=False, Paused=False, Pid=0, ExitCode=137, FinishedAt=now())
+        r["State"]["SupervisorPid"] = 0
+        if isinstance(error, MinidockerError):
+            r["State"].update(Error=str(error), ExitCode=error.exit_code)
+
+    try:
+        store.update(cid, failed)
+    except MinidockerError:
+        pass  # removed meanwhile (rm -f)
 
 
 def finish(store: Store, cid: str, cgroup: cgroups.Cgroup, status: int) -> int:
@@ -213,6 +238,7 @@ class Streams:
     def close_ours(self) -> None:
         for fd in self.outputs:
             os.close(fd)
+        self.outputs.clear()  # closed once: relay() may have closed them already
 
 
 def relay(pid: int, outputs: dict, log, stdin_relay=None) -> int:
@@ -248,6 +274,7 @@ def relay(pid: int, outputs: dict, log, stdin_relay=None) -> int:
             termios.tcsetattr(stdin_relay[0], termios.TCSADRAIN, saved_tty)
         for fd in list(outputs) + [pidfd]:
             os.close(fd)
+        outputs.clear()
     return os.waitpid(pid, 0)[1]
 
 

@@ -241,3 +241,44 @@ def test_a_damaged_record_costs_one_line_and_prune_removes_it(md):
     assert md.out("ps", "-aq") == md.inspect("healthy", "{{.Id}}")[:12]  # listed: only what can be inspected
     assert cid in md.out("system", "prune")
     assert md.out("ps", "-aq") == ""
+
+
+def test_a_log_that_cannot_be_opened_fails_the_start_before_anything_runs(md):
+    """The container's log is opened before the container starts: one line, exit 125, and no
+    container runs that nobody records."""
+    cid = md.out("create", "--name", "unlogged", "busybox", "sleep", "30")
+    log = os.path.join(md.root, "containers", cid, "container.log")
+    os.unlink(log)
+    os.mkdir(log)  # open(…, "ab") now fails with EISDIR
+    started = md("start", "-a", "unlogged")
+    assert started.returncode == 125, started.stderr
+    assert started.stderr.count("\n") == 1 and "cannot open the container's log" in started.stderr
+    assert md.inspect("unlogged", "{{.State.Running}} {{.State.SupervisorPid}}") == "false 0"
+    os.rmdir(log)
+    md.out("rm", "unlogged")
+    assert_nothing_left(md, "after a failed start")
+
+
+def test_a_supervisor_that_fails_after_the_start_stops_its_container(md):
+    """If supervising fails once the container runs (here: the API's on_started callback raises),
+    the container is killed and its cgroup removed -- never left running with nobody watching --
+    and the record says it is not running.  In-process, through the Python API."""
+    program = (
+        "import sys\n"
+        "from minidocker import api, supervisor, store\n"
+        "s = store.Store()\n"
+        "cid = api.create('busybox', ['sleep', '30'], store=s)\n"
+        "def boom():\n"
+        "    raise RuntimeError('on_started failed')\n"
+        "try:\n"
+        "    supervisor.supervise(s, cid, attach=True, on_started=boom)\n"
+        "except RuntimeError:\n"
+        "    print(cid)\n")
+    repository = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    run = subprocess.run([os.path.join(os.path.dirname(MINIDOCKER), "python"), "-c", program],
+                         cwd=repository, env=md.env, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0 and run.stdout.strip(), run.stderr
+    cid = run.stdout.strip()
+    assert md.inspect(cid, "{{.State.Running}} {{.State.Pid}} {{.State.SupervisorPid}}") == "false 0 0"
+    md.out("rm", cid)
+    assert_nothing_left(md, "after a supervisor failed")  # no cgroup, no `sleep 30`
