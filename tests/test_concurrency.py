@@ -88,3 +88,35 @@ def test_parallel_starts_of_one_container_launch_it_once(md):
         assert result.returncode == 0 or one_clear_line(result, 125, "already being started"), result.stderr
     assert len(md.cgroup("once").pids()) == 1  # one container process, not six
     md.out("rm", "-f", "once")
+
+
+def test_the_store_lock_excludes_other_threads_of_one_process_too(tmp_path):
+    """stop, kill and rm act on several containers in threads of one process, sharing one Store.
+    Its lock must make another thread wait (a real flock(2) on a second descriptor), while the
+    thread that holds it may take it again further down the same call."""
+    import threading
+    import time
+
+    from minidocker.store import Store
+
+    store = Store(str(tmp_path / "root"))
+    held, order = threading.Event(), []
+
+    def first():
+        with store.lock():
+            with store.lock():  # re-entered by the holder: no wait for ourselves
+                held.set()
+                time.sleep(0.3)
+                order.append("first releases")
+
+    def second():
+        held.wait()
+        with store.lock():
+            order.append("second holds")
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=10)
+    assert order == ["first releases", "second holds"]
