@@ -16,6 +16,7 @@ import os
 import random
 import signal
 import subprocess
+import sys
 import time
 
 import pytest
@@ -275,7 +276,7 @@ def test_a_supervisor_that_fails_after_the_start_stops_its_container(md):
         "except RuntimeError:\n"
         "    print(cid)\n")
     repository = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    run = subprocess.run([os.path.join(os.path.dirname(MINIDOCKER), "python"), "-c", program],
+    run = subprocess.run([sys.executable, "-c", program],
                          cwd=repository, env=md.env, capture_output=True, text=True, timeout=60)
     assert run.returncode == 0 and run.stdout.strip(), run.stderr
     cid = run.stdout.strip()
