@@ -54,3 +54,17 @@ def limit_to(keep: set[str]) -> None:
         last = int(f.read())
     drop = [number for number in range(last + 1) if number >= len(NAMES) or NAMES[number] not in keep]
     kernel.drop_bounding_capabilities(drop, [NAMES[n].lower() if n < len(NAMES) else str(n) for n in drop])
+
+
+def mask_of(names: set[str]) -> int:
+    """The capability set as the kernel's bit mask (as /proc/PID/status shows it: CapEff, ...)."""
+    return sum(1 << NAMES.index(name) for name in names)
+
+
+def hold_only(keep: set[str]) -> None:
+    """Make `keep` the permitted and effective sets, and empty the inheritable and ambient ones.
+
+    The bounding set only limits what a later execve(2) can grant; a process
+    that already holds a capability keeps it until it drops it here.
+    """
+    kernel.set_capabilities(mask_of(keep), sorted(name.lower() for name in keep))

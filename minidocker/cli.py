@@ -119,6 +119,7 @@ def exec_flags(p):
     p.add_argument("-e", "--env", action="append", default=[])
     p.add_argument("-w", "--workdir")
     p.add_argument("-u", "--user")
+    p.add_argument("--privileged", action="store_true", help="give the command every capability")
     p.add_argument("container")
     p.add_argument("exec_command", nargs=flags.REST)
 
@@ -128,7 +129,7 @@ def exec_command(args, store):
 
     return enter.exec_in(store, args.container, args.exec_command, tty=args.tty, interactive=args.interactive,
                          env=spec.parse_env(args.env), workdir=args.workdir, user=args.user,
-                         on_ready=_explainer(args, store))
+                         privileged=args.privileged, on_ready=_explainer(args, store))
 
 
 # -- stop, kill, rm, wait: one line per container, go on after a failure -------------------

@@ -7,7 +7,13 @@ process "enters" it by joining each of them, exactly as nsenter(1) does:
     setns() into each namespace      nsenter --target PID --ipc --uts --net --pid --mount
     chroot to the container's root   (its /proc/PID/root)
     fork()                           setns(pid) only takes effect for children
+    confine                          the container's capabilities, limits, user (confinement.py)
     execve(the command)
+
+The last step is what makes ``exec`` safe: a process that joined from the
+host arrives with all of the host root's capabilities, so without it an
+exec'd shell could undo the container's read-only and masked mounts.
+``exec --privileged`` gives it every capability, as Docker's does.
 
 Only namespaces that differ from minidocker's own are joined, so
 ``--pid host`` or ``--network host`` containers share those with the host.
@@ -15,7 +21,7 @@ Only namespaces that differ from minidocker's own are joined, so
 
 import os
 
-from minidocker import kernel, launch, supervisor
+from minidocker import confinement, kernel, launch, supervisor
 from minidocker.errors import MinidockerError
 from minidocker.init import exit_status
 from minidocker.launch import Channel, Stdio
@@ -26,7 +32,8 @@ NAMESPACE_ORDER = ("user", "ipc", "uts", "net", "pid", "mnt")
 
 
 def exec_in(store: Store, ref: str, command: list[str], tty: bool = False, interactive: bool = False,
-            env: list[str] = (), workdir: str | None = None, user: str | None = None, on_ready=None) -> int:
+            env: list[str] = (), workdir: str | None = None, user: str | None = None, privileged: bool = False,
+            on_ready=None) -> int:
     """Run `command` inside a running container, attached; return its exit code."""
     if not command:
         raise MinidockerError("exec needs a command")
@@ -44,7 +51,7 @@ def exec_in(store: Store, ref: str, command: list[str], tty: bool = False, inter
     pid = os.fork()
     if pid == 0:
         parent.close()
-        launch._run_child(lambda: _enter(record, config, command, streams.container_side, child), child)
+        launch._run_child(lambda: _enter(record, config, command, streams.container_side, child, privileged), child)
     child.close()
     streams.close_container_side()
     failure = None
@@ -65,8 +72,10 @@ def exec_in(store: Store, ref: str, command: list[str], tty: bool = False, inter
         return exit_status(supervisor.relay(pid, streams.outputs, no_log, streams.stdin_relay))
 
 
-def _enter(record: dict, config: dict, command: list[str], stdio: Stdio, channel: Channel) -> None:
+def _enter(record: dict, config: dict, command: list[str], stdio: Stdio, channel: Channel,
+           privileged: bool = False) -> None:
     channel.forward_trace()
+    kernel.set_undumpable(why="until execve, this process runs the host's python: keep its /proc/PID/exe out of reach")
     supervisor.cgroup_of(record).join(0)
     init_pid = record["State"]["Pid"]
     root = os.open(f"/proc/{init_pid}/root", os.O_RDONLY | os.O_DIRECTORY)
@@ -88,5 +97,5 @@ def _enter(record: dict, config: dict, command: list[str], stdio: Stdio, channel
     env = launch._environment(config, home)
     kernel.chdir(config["WorkingDir"])
     launch._attach_stdio(stdio)
-    kernel.set_identity(uid, gid, why="-u: the command runs as this user")
+    confinement.confine(record["HostConfig"], uid, gid, privileged_exec=privileged)
     launch.exec_command(launch.find_executable(command[0], env), command, env, channel)

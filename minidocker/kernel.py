@@ -63,10 +63,18 @@ MNT_DETACH = 2  # umount2(2): lazy unmount
 
 # -- prctl(2) options -------------------------------------------------------------
 PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
 PR_SET_NAME = 15
 PR_SET_CHILD_SUBREAPER = 36
 PR_CAPBSET_DROP = 24
 PR_SET_NO_NEW_PRIVS = 38
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+
+# -- openat2(2): resolving a path inside a directory tree ----------------------------------
+RESOLVE_NO_MAGICLINKS = 0x02  # no /proc/PID/fd/N-style "magic" links on the way
+RESOLVE_IN_ROOT = 0x10  # "/" and ".." and absolute symlinks stop at the dirfd: it is the root
+SYS_OPENAT2 = 437  # the same number on every architecture (the "new" syscall table)
 
 # Reasons from the man pages, for the errors a learner is likely to meet.
 _REASONS = {
@@ -224,6 +232,22 @@ def mount(source: str | None, target: str, fstype: str | None = None, flags: int
     trace.record(_mount_command(source, target, fstype, flags, data), why)
 
 
+def mount_on_fd(source: str | None, target_fd: int, shown_target: str, fstype: str | None = None,
+                flags: int = 0, data: str | None = None, why: str = "") -> None:
+    """mount(2) onto the file or directory that the open descriptor `target_fd` refers to.
+
+    The target is given as ``/proc/self/fd/N``, a "magic link" that the kernel
+    resolves to exactly the object the descriptor holds -- no path is looked
+    up again, so no symlink swapped in meanwhile can redirect the mount.
+    `shown_target` is the path the trace and errors show (``ROOTFS/etc/hosts``).
+    """
+    target = f"/proc/self/fd/{target_fd}"
+    detail = f"{source} on {shown_target}" + (f" type {fstype}" if fstype else "")
+    _check(_libc.mount(_b(source), _b(target), _b(fstype), ctypes.c_ulong(flags), _b(data)), "mount", detail)
+    trace.record(_mount_command(source, shown_target, fstype, flags, data),
+                 why + "; the target was opened inside the root, the mount goes through /proc/self/fd/N")
+
+
 def umount(target: str, flags: int = 0, why: str = "") -> None:
     """umount2(2): unmount filesystem.
 
@@ -236,6 +260,9 @@ def umount(target: str, flags: int = 0, why: str = "") -> None:
     trace.record(f"umount{' -l' if flags & MNT_DETACH else ''} {target}", why)
 
 
+SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "ppc64le": 203, "s390x": 217}  # <asm/unistd.h>
+
+
 def pivot_root(new_root: str, put_old: str, why: str = "") -> None:
     """pivot_root(2): change the root mount.
 
@@ -245,7 +272,7 @@ def pivot_root(new_root: str, put_old: str, why: str = "") -> None:
     chroot(2), the old root is a mount you can then detach, so nothing of
     the host's tree stays reachable.  new_root must be a mount point.
     """
-    _check(_libc.syscall(155, _b(new_root), _b(put_old)), "pivot_root",  # SYS_pivot_root, x86_64
+    _check(_libc.syscall(SYS_PIVOT_ROOT[os.uname().machine], _b(new_root), _b(put_old)), "pivot_root",
            f"{new_root}, {put_old}")
     trace.record(f"pivot_root {new_root} {put_old}", why)
 
@@ -414,3 +441,114 @@ def setxattr(path: str, name: str, value: bytes, why: str = "") -> None:
     except OSError as e:
         raise KernelError("setxattr", e.errno, f"{name} on {path}") from None
     trace.record(f"setfattr -n {name} -v {value.decode(errors='replace')} {path}", why)
+
+
+# -- resolving paths inside a container's root ---------------------------------------------
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
+
+
+def openat2(dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> int:
+    """openat2(2): open a file, with control over how its path is resolved.
+
+    "RESOLVE_IN_ROOT: Treat the directory referred to by dirfd as the root
+    directory while resolving pathname.  Absolute symbolic links are
+    interpreted relative to dirfd.  If a prefix component of pathname
+    equates to dirfd, then an immediately following .. component likewise
+    equates to dirfd (just as /.. is traditionally equivalent to /)."
+    So a symlink an image planted (``etc -> /etc``) can never lead outside
+    the container's tree: the kernel resolves it as the container would.
+    """
+    how = _OpenHow(flags | os.O_CLOEXEC, mode, resolve)
+    fd = _libc.syscall(SYS_OPENAT2, dirfd, _b(path), ctypes.byref(how), ctypes.sizeof(how))
+    return _check(fd, "openat2", f"{path} in the tree of fd {dirfd}")
+
+
+# -- the last steps of confinement, just before execve ----------------------------------------
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [("effective", ctypes.c_uint32), ("permitted", ctypes.c_uint32), ("inheritable", ctypes.c_uint32)]
+
+
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522  # 64 capability bits, in two 32-bit halves
+
+
+def set_capabilities(mask: int, names: list[str]) -> None:
+    """capset(2) and prctl(PR_CAP_AMBIENT_CLEAR_ALL): this thread keeps exactly `mask`.
+
+    capabilities(7): a thread has five sets.  The *bounding* set (cut by
+    drop_bounding_capabilities) limits what any later execve(2) can grant;
+    the *permitted* and *effective* sets are what the thread holds right now;
+    the *inheritable* and *ambient* sets are what it could pass on across
+    execve.  A process that joins a running container (``exec``) arrives with
+    all of the host root's capabilities in its permitted and effective sets,
+    so cutting the bounding set alone is not enough: "A thread may drop
+    capabilities from its permitted set at any time" -- permitted and
+    effective become `mask`, inheritable and ambient become empty, as Docker's.
+    """
+    header = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
+    held = (_CapData * 2)()
+    _check(_libc.capget(ctypes.byref(header), held), "capget", "self")
+    mask &= held[0].permitted | held[1].permitted << 32  # a capability never held cannot be kept
+    low, high = mask & 0xFFFFFFFF, mask >> 32
+    data = (_CapData * 2)(_CapData(low, low, 0), _CapData(high, high, 0))
+    _check(_libc.capset(ctypes.byref(header), data), "capset", f"{mask:#x}")
+    _check(_libc.prctl(PR_CAP_AMBIENT, ctypes.c_ulong(PR_CAP_AMBIENT_CLEAR_ALL), 0, 0, 0), "prctl",
+           "PR_CAP_AMBIENT_CLEAR_ALL")
+    shown = ",".join("cap_" + n for n in names) or "none"
+    trace.record(f"capsh --caps={shown}+ep --inh= --noamb --  # capset(2) + PR_CAP_AMBIENT_CLEAR_ALL",
+                 "permitted and effective: the container's set; nothing inheritable or ambient")
+
+
+def set_undumpable(why: str = "") -> None:
+    """prctl(PR_SET_DUMPABLE, 0): "Processes that are not dumpable can not be attached via
+    ptrace(2) PTRACE_ATTACH", and their /proc/PID files (exe, fd, mem, ...) belong to root and
+    refuse a caller without CAP_SYS_PTRACE.  execve(2) of an ordinary program makes the process
+    dumpable again, so only minidocker's own setup inside a container is hidden: its /proc/PID/exe
+    is the host's python binary, which a container must never get hold of (CVE-2019-5736)."""
+    _check(_libc.prctl(PR_SET_DUMPABLE, ctypes.c_ulong(0), 0, 0, 0), "prctl", "PR_SET_DUMPABLE, 0")
+    trace.record("# prctl(PR_SET_DUMPABLE, 0)", why)
+
+
+def set_rlimit(resource_id: int, name: str, soft: int, hard: int, why: str = "") -> None:
+    """setrlimit(2): "The soft limit is the value that the kernel enforces for the corresponding
+    resource.  The hard limit acts as a ceiling for the soft limit: an unprivileged process may set
+    only its soft limit to a value in the range from 0 up to the hard limit, and (irreversibly)
+    lower its hard limit.  A privileged process (CAP_SYS_RESOURCE) may make arbitrary changes.\""""
+    import resource  # (imported by launch.py up front: after pivot_root the host's library is gone)
+
+    try:
+        resource.setrlimit(resource_id, (soft, hard))
+    except (OSError, ValueError) as e:
+        raise KernelError("setrlimit", getattr(e, "errno", None) or errno.EPERM, f"{name}, {soft}:{hard}") from None
+    trace.record(f"prlimit --pid $$ --{name}={soft}:{hard}", why)
+
+
+def reset_signals(why: str = "") -> None:
+    """Every signal back to its default action, and none blocked.
+
+    signal(7): "A child created via fork(2) inherits a copy of its parent's
+    signal dispositions.  During an execve(2), the dispositions of handled
+    signals are reset to the default; the dispositions of ignored signals are
+    left unchanged" -- and the signal mask is kept too.  Python ignores
+    SIGPIPE and SIGXFSZ for itself, so without this every process in the
+    container would ignore them: ``yes | head`` would never end.
+    """
+    import _signal  # signal.py's C core (see init.py)
+
+    for number in range(1, _signal.NSIG):
+        if number in (_signal.SIGKILL, _signal.SIGSTOP):
+            continue
+        try:
+            _signal.signal(number, _signal.SIG_DFL)
+        except (OSError, ValueError):
+            pass  # numbers the C library keeps for itself (32, 33) cannot be set
+    _signal.pthread_sigmask(_signal.SIG_SETMASK, [])
+    trace.record("# every signal: SIG_DFL (sigaction), and an empty signal mask (sigprocmask)", why)

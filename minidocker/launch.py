@@ -45,7 +45,7 @@ import os
 import struct
 import termios
 
-from minidocker import capabilities, init, jsoncore, kernel, rootfs, trace
+from minidocker import confinement, init, jsoncore, kernel, rootfs, trace
 from minidocker.errors import CannotExecute, CommandNotFound, MinidockerError
 from minidocker.kernel import (CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUSER,
                                CLONE_NEWUTS)
@@ -235,6 +235,7 @@ def _intermediate(record, container_dir, lower_dirs, cgroup, stdio, channel: Cha
 
 def _container_init(record, container_dir, lower_dirs, stdio, flags, channel: Channel) -> None:
     host_config, config = record["HostConfig"], record["Config"]
+    kernel.set_undumpable(why="until execve, this process runs the host's python: keep its /proc/PID/exe out of reach")
     root = f"{container_dir}/rootfs"
     rootfs.make_mounts_private()
     rootfs.mount_overlay(lower_dirs, f"{container_dir}/upper", f"{container_dir}/work", root,
@@ -263,11 +264,7 @@ def _container_init(record, container_dir, lower_dirs, stdio, flags, channel: Ch
         kernel.mkdir(workdir, why="-w: the working directory is created if the image lacks it")
         kernel.chdir(workdir)
     _attach_stdio(stdio)
-    capabilities.limit_to(capabilities.resolve(host_config.get("CapAdd") or [], host_config.get("CapDrop") or [],
-                                               host_config.get("Privileged", False)))
-    if "no-new-privileges" in host_config.get("SecurityOpt", []):
-        kernel.set_no_new_privs()
-    kernel.set_identity(uid, gid, why="drop the host's groups; -u picks the user")
+    confinement.confine(host_config, uid, gid)
     argv = [record["Path"]] + record["Args"]
     executable = find_executable(argv[0], env)
     channel.send(ready=True)
@@ -280,7 +277,6 @@ def _container_init(record, container_dir, lower_dirs, stdio, flags, channel: Ch
         if command_pid:
             channel.close()
             init.reap_and_forward(command_pid)  # never returns
-    trace.record(f"exec {' '.join(argv)}", "replace this process by the container's command (execve)")
     exec_command(executable, argv, env, channel)
 
 
@@ -369,6 +365,8 @@ def find_executable(name: str, env: dict[str, str]) -> str:
 
 def exec_command(executable: str, argv: list[str], env: dict[str, str], channel: Channel) -> None:
     """execve(2): 'executes the program referred to by pathname ... replacing the calling process'."""
+    kernel.reset_signals(why="Python ignores SIGPIPE and SIGXFSZ; the container's command must not inherit that")
+    trace.record(f"exec {' '.join(argv)}", "replace this process by the container's command (execve)")
     channel.flush_trace()
     try:
         os.execve(executable, argv, env)

@@ -13,11 +13,24 @@ last process exits -- nothing to clean up, nothing to leak.
    changes how "/" is resolved, which a root process can climb out of.
 4. Like Docker, a few /proc files that leak host information are masked
    and kernel tunables under /proc are made read-only.
+
+Steps 1-2 happen before the root changes, while a path such as
+``ROOTFS/etc/hosts`` is still looked up from the host's "/".  The image
+decides what ``ROOTFS/etc`` is, and a symlink ``etc -> /etc`` would make the
+kernel follow it to the *host's* /etc.  So every path minidocker creates or
+mounts on inside the root is first opened with openat2(2) and
+RESOLVE_IN_ROOT -- the kernel resolves it as if ROOTFS were "/", exactly as
+the container itself will -- and the mount goes onto that open descriptor
+(:func:`open_inside`).  /proc, /sys and /dev must be real directories: an
+image that makes them symlinks is refused, as runc refuses it.
 """
 
+import errno
 import os
+import stat
 
 from minidocker import kernel
+from minidocker.errors import MinidockerError
 from minidocker.kernel import (MNT_DETACH, MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_RDONLY,
                                MS_REC, MS_REMOUNT, MS_STRICTATIME)
 
@@ -48,26 +61,94 @@ def mount_overlay(lower_dirs: list[str], upper: str, work: str, target: str, in_
                  why="union of the read-only image layers and this container's writable layer")
 
 
+def open_inside(root: str, path: str, kind: str) -> int:
+    """An O_PATH descriptor of `path` (e.g. "etc/hosts") resolved inside `root`, created if missing.
+
+    `kind` is "dir" or "file": what a missing last component is created as.
+    Every directory on the way is resolved with RESOLVE_IN_ROOT, so an
+    absolute symlink or ".." in the image stays inside `root`.  The last
+    component itself is never followed: a symlink there is replaced by an
+    empty file (for "file"), or refused (for "dir").
+    """
+    parent_path, _, name = path.strip("/").rpartition("/")
+    root_fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        parent = _directory_inside(root_fd, root, parent_path)
+    finally:
+        os.close(root_fd)
+    try:
+        try:
+            st = os.stat(name, dir_fd=parent, follow_symlinks=False)
+        except FileNotFoundError:
+            st = None
+        if st is not None and stat.S_ISLNK(st.st_mode):
+            if kind == "dir":
+                raise MinidockerError(f"the image's /{path} is a symlink, where a directory is needed: refused")
+            os.unlink(name, dir_fd=parent)  # (a change of the container's own layer only)
+            st = None
+        if st is None:
+            if kind == "dir":
+                os.mkdir(name, 0o755, dir_fd=parent)
+            else:
+                os.close(os.open(name, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                                 0o644, dir_fd=parent))
+        elif kind == "dir" and not stat.S_ISDIR(st.st_mode):
+            raise MinidockerError(f"the image's /{path} is not a directory: cannot mount on it")
+        return kernel.openat2(parent, name, os.O_PATH | os.O_NOFOLLOW, kernel.RESOLVE_IN_ROOT)
+    finally:
+        os.close(parent)
+
+
+def _directory_inside(root_fd: int, root: str, path: str) -> int:
+    """An O_PATH descriptor of the directory `path`, resolved inside the root; missing ones are made."""
+    if not path:
+        return os.dup(root_fd)
+    try:
+        return kernel.openat2(root_fd, path, os.O_PATH | os.O_DIRECTORY, kernel.RESOLVE_IN_ROOT)
+    except kernel.KernelError as e:
+        if e.errno != errno.ENOENT:
+            raise MinidockerError(f"cannot use /{path} of the image: {e.strerror}") from None
+    above, _, name = path.rpartition("/")
+    parent = _directory_inside(root_fd, root, above)
+    try:
+        try:
+            os.mkdir(name, 0o755, dir_fd=parent)
+        except FileExistsError:  # a symlink to nowhere (in the root): we do not guess where it meant
+            raise MinidockerError(f"the image's /{path} is a symlink to a path that does not exist") from None
+        return kernel.openat2(parent, name, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW, kernel.RESOLVE_IN_ROOT)
+    finally:
+        os.close(parent)
+
+
+def _mount_inside(source: str | None, root: str, path: str, kind: str, fstype: str | None = None,
+                  flags: int = 0, data: str | None = None, why: str = "") -> None:
+    target = open_inside(root, path, kind)
+    try:
+        kernel.mount_on_fd(source, target, f"{root}/{path}", fstype, flags, data, why=why)
+    finally:
+        os.close(target)
+
+
 def mount_proc(root: str) -> None:
-    kernel.mount("proc", f"{root}/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC,
-                 why="a /proc that shows only the processes of this PID namespace")
+    _mount_inside("proc", root, "proc", "dir", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                  why="a /proc that shows only the processes of this PID namespace")
 
 
 def mount_sys(root: str, read_only: bool = True) -> None:
     flags = (MS_RDONLY if read_only else 0) | MS_NOSUID | MS_NODEV | MS_NOEXEC
     try:
-        kernel.mount("sysfs", f"{root}/sys", "sysfs", flags, why="/sys" + (", read-only" if read_only else ""))
+        _mount_inside("sysfs", root, "sys", "dir", "sysfs", flags, why="/sys" + (", read-only" if read_only else ""))
     except kernel.KernelError:
         # sysfs may only be mounted by the owner of the network namespace; with a user
         # namespace but the host's network, show the host's /sys read-only instead.
-        kernel.mount("/sys", f"{root}/sys", None, MS_BIND | MS_REC, why="the host's /sys (shared network)")
+        _mount_inside("/sys", root, "sys", "dir", None, MS_BIND | MS_REC, why="the host's /sys (shared network)")
         kernel.mount(None, f"{root}/sys", None, MS_BIND | MS_REMOUNT | flags, why="... read-only")
 
 
 def mount_dev(root: str, can_mknod: bool, private_ipc: bool) -> None:
-    dev = f"{root}/dev"
-    kernel.mount("tmpfs", dev, "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k",
-                 why="an empty /dev: the container sees only the devices put here")
+    dev = f"{root}/dev"  # once our tmpfs is on it, every path below is ours: no symlink of the image's
+    _mount_inside("tmpfs", root, "dev", "dir", "tmpfs", MS_NOSUID | MS_STRICTATIME, "mode=755,size=65536k",
+                  why="an empty /dev: the container sees only the devices put here")
     for name, major, minor in DEVICES:
         if can_mknod:
             kernel.mknod(f"{dev}/{name}", "c", major, minor, why="a device node is just a name for a driver")
@@ -93,15 +174,9 @@ def mount_dev(root: str, can_mknod: bool, private_ipc: bool) -> None:
 
 def bind_etc_files(root: str, container_dir: str) -> None:
     """/etc/hostname, /etc/hosts, /etc/resolv.conf come from the container's directory, as in Docker."""
-    os.makedirs(f"{root}/etc", exist_ok=True)
     for name in ETC_FILES:
-        target = f"{root}/etc/{name}"
-        if os.path.islink(target) or not os.path.exists(target):
-            if os.path.islink(target):
-                os.unlink(target)
-            open(target, "a").close()
-        kernel.mount(f"{container_dir}/{name}", target, None, MS_BIND,
-                     why=f"minidocker writes /etc/{name} for each container")
+        _mount_inside(f"{container_dir}/{name}", root, f"etc/{name}", "file", None, MS_BIND,
+                      why=f"minidocker writes /etc/{name} for each container")
 
 
 def pivot_into(root: str) -> None:
@@ -122,7 +197,9 @@ def chroot_into(root: str) -> None:
 
 
 def mask_host_paths() -> None:
-    for path in MASKED_PATHS:
+    cpus = [f"/sys/devices/system/cpu/{cpu}/thermal_throttle" for cpu in _listdir("/sys/devices/system/cpu")
+            if cpu.startswith("cpu") and cpu[3:].isdigit()]  # Docker masks these too: a side channel
+    for path in MASKED_PATHS + cpus:
         if os.path.isdir(path):
             kernel.mount("tmpfs", path, "tmpfs", MS_RDONLY, why="hide host information (Docker's masked paths)")
         elif os.path.exists(path):
@@ -131,6 +208,13 @@ def mask_host_paths() -> None:
         if os.path.exists(path):
             kernel.mount(path, path, None, MS_BIND | MS_REC, why="kernel tunables stay read-only")
             kernel.mount(None, path, None, MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC)
+
+
+def _listdir(path: str) -> list[str]:
+    try:
+        return os.listdir(path)
+    except OSError:
+        return []
 
 
 def write_etc_files(container_dir: str, hostname: str, network: str) -> None:

@@ -22,6 +22,7 @@ import time
 import pytest
 
 from conftest import MINIDOCKER
+from minidocker import supervisor
 
 ROUNDS = 40
 SEED = int(os.environ.get("MINIDOCKER_CHAOS_SEED") or random.SystemRandom().randrange(2**32))
@@ -178,6 +179,9 @@ def test_supervisor_killed_between_exec_and_recording_running(md):
     crashed = killed_at(md, "rename,renameat,renameat2", 2, "start", "limbo", follow_forks=True)
     group = md.cgroup("limbo")
     md.wait_for(lambda: group.pids(), what="the container's process")
+    record = json.loads(md.out("inspect", "limbo"))[0]
+    # The container runs before its supervisor reaches that rename: wait for the kill itself.
+    md.wait_for(lambda: not supervisor.supervisor_alive(record), timeout=30, what="the supervisor to be killed")
     record = json.loads(md.out("inspect", "limbo"))[0]
     assert record["State"]["Status"] == "created"  # the record never learnt it was running
     md.out("rm", "limbo")  # not refused: its supervisor is gone; its process and cgroup go with it
