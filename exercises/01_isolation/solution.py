@@ -6,8 +6,11 @@ Write the body of pivot_into(), then run `sudo minidocker grade 01_isolation`.
 Read README.md in this folder first.  You may use everything imported below.
 """
 
+import errno
 import os
+import stat
 from minidocker import kernel
+from minidocker.errors import MinidockerError
 from minidocker.kernel import (MNT_DETACH, MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_RDONLY,
                                MS_REC, MS_REMOUNT, MS_STRICTATIME)
 
