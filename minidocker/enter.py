@@ -15,7 +15,7 @@ Only namespaces that differ from minidocker's own are joined, so
 
 import os
 
-from minidocker import kernel, launch, supervisor
+from minidocker import capabilities, kernel, launch, seccomp, supervisor
 from minidocker.errors import MinidockerError
 from minidocker.init import exit_status
 from minidocker.launch import Channel, Stdio
@@ -39,12 +39,16 @@ def exec_in(store: Store, ref: str, command: list[str], tty: bool = False, inter
     config = dict(record["Config"], Env=record["Config"]["Env"] + list(env),
                   User=user if user is not None else record["Config"].get("User", ""),
                   WorkingDir=workdir or record["Config"].get("WorkingDir") or "/", Tty=tty, OpenStdin=interactive)
+    host_config = record["HostConfig"]
+    seccomp_program = seccomp.program_for(host_config, capabilities.resolve(  # the container's filter, computed here
+        host_config.get("CapAdd") or [], host_config.get("CapDrop") or [], host_config.get("Privileged", False)))
     streams = supervisor.Streams(config, attach=True)
     parent, child = Channel.pair()
     pid = os.fork()
     if pid == 0:
         parent.close()
-        launch._run_child(lambda: _enter(record, config, command, streams.container_side, child), child)
+        launch._run_child(lambda: _enter(record, config, command, streams.container_side, child, seccomp_program),
+                          child)
     child.close()
     streams.close_container_side()
     failure = None
@@ -65,7 +69,8 @@ def exec_in(store: Store, ref: str, command: list[str], tty: bool = False, inter
         return exit_status(supervisor.relay(pid, streams.outputs, no_log, streams.stdin_relay))
 
 
-def _enter(record: dict, config: dict, command: list[str], stdio: Stdio, channel: Channel) -> None:
+def _enter(record: dict, config: dict, command: list[str], stdio: Stdio, channel: Channel,
+           seccomp_program: bytes | None = None) -> None:
     channel.forward_trace()
     supervisor.cgroup_of(record).join(0)
     init_pid = record["State"]["Pid"]
@@ -88,5 +93,6 @@ def _enter(record: dict, config: dict, command: list[str], stdio: Stdio, channel
     env = launch._environment(config, home)
     kernel.chdir(config["WorkingDir"])
     launch._attach_stdio(stdio)
+    seccomp.install(seccomp_program)  # the container's filter, before setuid drops CAP_SYS_ADMIN
     kernel.set_identity(uid, gid, why="-u: the command runs as this user")
     launch.exec_command(launch.find_executable(command[0], env), command, env, channel)
