@@ -5,10 +5,11 @@ seccomp narrows the door itself.  seccomp(2): a process hands the kernel a
 small program, a "Berkeley Packet Filter" (BPF), that the kernel runs on
 every system call the process makes from then on.  The program looks at the
 call's number and arguments and answers: allow it, or fail it with an errno
-(or kill the process).  "If prctl(2) or seccomp(2) is allowed by the attached
-filter, further filters may be added ... the filter is inherited by children
-created by fork(2) ... and preserved across execve(2)" -- so a filter
-installed before the container's command starts stays with everything it runs.
+(or kill the process).  "If fork(2) or clone(2) is allowed by the filter, any
+child processes will be constrained to the same system call filters as the
+parent.  If execve(2) is allowed, the existing filters will be preserved across
+a call to execve(2)" -- so a filter installed before the container's command
+starts stays with everything it runs, and no process can remove it.
 
 Why, when capabilities already stop root?  The kernel is large, and not all of
 it is namespaced or checks a capability: the keyring (keyctl, add_key,
@@ -237,7 +238,8 @@ def program_for(host_config: dict, capability_set: set[str]) -> bytes | None:
         from minidocker import jsoncore
 
         profile = from_docker_json(jsoncore.loads(choice), "the container's seccomp profile")
-    arch = MACHINE_ARCH.get(os.uname().machine, os.uname().machine)
+    machine = os.uname().machine
+    arch = MACHINE_ARCH.get(machine, machine)
     return compiled_program(resolve(profile, arch, capability_set, kernel_version()), arch)
 
 
@@ -251,8 +253,9 @@ def chosen_profile(security_opt: list[str]) -> str | None:
 
 def kernel_version() -> tuple[int, int]:
     """'6.1.0-13-amd64' -> (6, 1)."""
-    major, minor = os.uname().release.split(".")[:2]
-    return int(major), int("".join(c for c in minor if c.isdigit()) or 0)
+    major, _, rest = os.uname().release.partition(".")
+    minor = rest[:len(rest) - len(rest.lstrip("0123456789"))]  # its leading digits: '15-rc1' -> '15'
+    return int(major), int(minor or 0)
 
 
 def resolve(profile: dict, arch: str, capability_set: set[str], kernel: tuple[int, int]) -> dict:
@@ -314,8 +317,8 @@ def _compile_and_cache(resolved: dict, cache_dir: str, path: str) -> bytes:
         if code == default:
             continue  # libseccomp refuses a rule that changes nothing
         conditions = [pyseccomp.Arg(index, ops[op], *values) for index, op, *values in args]
-        # All conditions of a rule must hold; but two on the same argument could never both hold
-        # in Docker's profiles, where they mean "either": then each is a rule of its own.
+        # All conditions of a rule must hold -- unless two test the same argument: then, as runc
+        # reads a profile, each is a rule of its own, and either one allows the call.
         indexes = [c[0] for c in args]
         groups = [conditions] if len(set(indexes)) == len(indexes) else [[c] for c in conditions]
         for name in names:
