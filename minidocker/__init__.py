@@ -8,6 +8,8 @@ Read the modules in chapter order:
     cgroups/       resource limits: one interface, a v1 and a v2 driver
     rootfs.py      overlayfs, /proc, /dev, pivot_root vs chroot
     capabilities.py  root's power cut into pieces; Docker's default set
+    seccomp.py     which system calls the container may make; Docker's default profile
+    confinement.py the last steps before execve, the same for a container's first process and for exec
     launch.py      how a fork(2) becomes a container
     init.py        --init: a PID 1 that reaps and forwards signals    (chapter 2)
     spec.py        flag values and Docker's ENTRYPOINT + CMD rule

@@ -16,8 +16,8 @@ import _signal as signal  # signal.py's C core: signal.py itself imports enum, ~
 import os
 import time
 
-from minidocker import (capabilities, cgroups, images, kernel, rootfs, spec, store as store_module, supervisor,
-                        trace)
+from minidocker import (capabilities, cgroups, images, kernel, rootfs, seccomp, spec, store as store_module,
+                        supervisor, trace)
 from minidocker.errors import Conflict, MinidockerError, NotFound
 from minidocker.store import NEVER, Store, now
 
@@ -138,9 +138,7 @@ def _host_config(o: Options, store: Store) -> dict:
     if not store_module.valid_name(cgroup_parent):
         raise MinidockerError(f"invalid value {cgroup_parent!r} for --cgroup-parent: one name, [a-zA-Z0-9_.-]")
     capabilities.resolve(list(o.cap_add), list(o.cap_drop), o.privileged)  # unknown names fail here, early
-    security_opt = [opt.removesuffix(":true") for opt in o.security_opt]
-    for opt in security_opt:
-        spec.parse_mode(opt, "--security-opt", ("no-new-privileges",))
+    security_opt = [_security_opt(opt.removesuffix(":true")) for opt in o.security_opt]
     if o.userns == "remap":
         _check_searchable_by_remapped_root(store.root)
     return {
@@ -151,6 +149,16 @@ def _host_config(o: Options, store: Store) -> dict:
         "CapAdd": list(o.cap_add), "CapDrop": list(o.cap_drop), "Privileged": o.privileged,
         "SecurityOpt": security_opt,
     }
+
+
+def _security_opt(opt: str) -> str:
+    """--security-opt: no-new-privileges, seccomp=unconfined, or seccomp=FILE (kept as the profile's JSON)."""
+    if opt.startswith("seccomp=") and opt != "seccomp=unconfined":
+        return seccomp.read_profile_option(opt.removeprefix("seccomp="))
+    if opt not in ("no-new-privileges", "seccomp=unconfined"):
+        raise MinidockerError(f"invalid --security-opt: {opt!r}: expected no-new-privileges, seccomp=unconfined "
+                              f"or seccomp=PROFILE.json")
+    return opt
 
 
 def _check_searchable_by_remapped_root(path: str) -> None:

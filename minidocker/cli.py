@@ -48,7 +48,8 @@ def container_flags(p: flags.Parser) -> None:
     p.add_argument("--cap-add", action="append", default=[], help="keep this capability too (e.g. NET_ADMIN)")
     p.add_argument("--cap-drop", action="append", default=[], help="drop this capability (ALL: every one)")
     p.add_argument("--privileged", action="store_true", help="every capability, nothing masked")
-    p.add_argument("--security-opt", action="append", default=[], help="no-new-privileges")
+    p.add_argument("--security-opt", action="append", default=[],
+                   help="no-new-privileges, seccomp=unconfined, seccomp=PROFILE.json")
     p.add_argument("--cgroup-parent", help="put the container's cgroup under this one (default: minidocker)")
     p.add_argument("image")
     p.add_argument("command", nargs=flags.REST)  # flags end at the image: the rest is the container's

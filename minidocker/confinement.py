@@ -13,6 +13,7 @@ takes, in this order:
 
     rlimits        Docker's open-files limit, within what the host allows
     bounding set   only the container's capabilities can ever be gained again
+    seccomp        the system calls it may make (seccomp.py); installing needs CAP_SYS_ADMIN, still held
     identity       setgroups, setgid, setuid (-u)
     capsets        permitted = effective = the container's set; nothing inheritable or ambient
     no_new_privs   with --security-opt no-new-privileges
@@ -28,7 +29,7 @@ bounding set must be cut while CAP_SETPCAP is still held.
 
 import resource
 
-from minidocker import capabilities, kernel
+from minidocker import capabilities, kernel, seccomp
 
 # Docker's open-files limit: since Docker 25 neither dockerd's nor containerd's systemd unit raises it,
 # so a container gets systemd's default, soft 1024 and hard 524288.  Raising a hard limit needs
@@ -43,11 +44,16 @@ def container_capabilities(host_config: dict, privileged_exec: bool = False) -> 
                                 host_config.get("Privileged", False) or privileged_exec)
 
 
-def confine(host_config: dict, uid: int, gid: int, privileged_exec: bool = False) -> None:
-    """Confine the calling process (inside the container, about to execve) as the container is."""
+def confine(host_config: dict, uid: int, gid: int, seccomp_program: bytes | None,
+            privileged_exec: bool = False) -> None:
+    """Confine the calling process (inside the container, about to execve) as the container is.
+
+    `seccomp_program` is the container's filter, compiled on the host (seccomp.program_for), or None.
+    """
     _limit_open_files()
     keep = container_capabilities(host_config, privileged_exec)
     capabilities.limit_to(keep)
+    seccomp.install(seccomp_program)  # every call from here to the command's own must pass the filter
     kernel.set_identity(uid, gid, why="drop the host's groups; -u picks the user")
     # setuid(2) to a user other than root has already emptied the permitted and effective sets.
     capabilities.hold_only(keep if uid == 0 else set())

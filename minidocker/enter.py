@@ -21,7 +21,7 @@ Only namespaces that differ from minidocker's own are joined, so
 
 import os
 
-from minidocker import confinement, kernel, launch, supervisor
+from minidocker import confinement, kernel, launch, seccomp, supervisor
 from minidocker.errors import MinidockerError
 from minidocker.init import exit_status
 from minidocker.launch import Channel, Stdio
@@ -46,12 +46,16 @@ def exec_in(store: Store, ref: str, command: list[str], tty: bool = False, inter
     config = dict(record["Config"], Env=record["Config"]["Env"] + list(env),
                   User=user if user is not None else record["Config"].get("User", ""),
                   WorkingDir=workdir or record["Config"].get("WorkingDir") or "/", Tty=tty, OpenStdin=interactive)
+    host_config = record["HostConfig"]
+    # the container's filter (exec --privileged adds capabilities, not system calls: as Docker's), computed here
+    seccomp_program = seccomp.program_for(host_config, confinement.container_capabilities(host_config))
     streams = supervisor.Streams(config, attach=True)
     parent, child = Channel.pair()
     pid = os.fork()
     if pid == 0:
         parent.close()
-        launch._run_child(lambda: _enter(record, config, command, streams.container_side, child, privileged), child)
+        launch._run_child(lambda: _enter(record, config, command, streams.container_side, child, privileged,
+                                         seccomp_program), child)
     child.close()
     streams.close_container_side()
     failure = None
@@ -73,7 +77,7 @@ def exec_in(store: Store, ref: str, command: list[str], tty: bool = False, inter
 
 
 def _enter(record: dict, config: dict, command: list[str], stdio: Stdio, channel: Channel,
-           privileged: bool = False) -> None:
+           privileged: bool = False, seccomp_program: bytes | None = None) -> None:
     channel.forward_trace()
     kernel.set_undumpable(why="until execve, this process runs the host's python: keep its /proc/PID/exe out of reach")
     supervisor.cgroup_of(record).join(0)
@@ -97,5 +101,5 @@ def _enter(record: dict, config: dict, command: list[str], stdio: Stdio, channel
     env = launch._environment(config, home)
     kernel.chdir(config["WorkingDir"])
     launch._attach_stdio(stdio)
-    confinement.confine(record["HostConfig"], uid, gid, privileged_exec=privileged)
+    confinement.confine(record["HostConfig"], uid, gid, seccomp_program, privileged_exec=privileged)
     launch.exec_command(launch.find_executable(command[0], env), command, env, channel)

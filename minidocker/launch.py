@@ -45,7 +45,7 @@ import os
 import struct
 import termios
 
-from minidocker import confinement, init, jsoncore, kernel, rootfs, trace
+from minidocker import confinement, init, jsoncore, kernel, rootfs, seccomp, trace
 from minidocker.errors import CannotExecute, CommandNotFound, MinidockerError
 from minidocker.kernel import (CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUSER,
                                CLONE_NEWUTS)
@@ -143,12 +143,16 @@ def launch(record: dict, container_dir: str, lower_dirs: list[str], cgroup, stdi
     `on_ready(init_pid)` runs once the command has been exec'd (used by --explain);
     `on_console(fd)` receives the master side of the container's terminal (with tty).
     """
+    host_config = record["HostConfig"]
+    # Here, on the host: after pivot_root the cache and the compiler are out of the container's reach.
+    seccomp_program = seccomp.program_for(host_config, confinement.container_capabilities(host_config))
     parent, child = Channel.pair()
     kernel.prctl(kernel.PR_SET_CHILD_SUBREAPER, 1)  # orphaned container init comes back to us
     intermediate = os.fork()
     if intermediate == 0:
         parent.close()
-        _run_child(lambda: _intermediate(record, container_dir, lower_dirs, cgroup, stdio, child), child)
+        _run_child(lambda: _intermediate(record, container_dir, lower_dirs, cgroup, stdio, child, seccomp_program),
+                   child)
     child.close()
     init_pid, failure = None, None
     try:
@@ -215,7 +219,7 @@ def _write_id_maps(pid: int) -> None:
     kernel.write(f"/proc/{pid}/gid_map", mapping, why="the same for group IDs")
 
 
-def _intermediate(record, container_dir, lower_dirs, cgroup, stdio, channel: Channel) -> None:
+def _intermediate(record, container_dir, lower_dirs, cgroup, stdio, channel: Channel, seccomp_program) -> None:
     channel.forward_trace()
     cgroup.move_self_v1()  # init, forked below, is born in there (see above)
     flags = namespace_flags(record["HostConfig"])
@@ -230,10 +234,11 @@ def _intermediate(record, container_dir, lower_dirs, cgroup, stdio, channel: Cha
     if init_pid:
         channel.send(pid=init_pid)
         os._exit(0)
-    _run_child(lambda: _container_init(record, container_dir, lower_dirs, stdio, flags, channel), channel)
+    _run_child(lambda: _container_init(record, container_dir, lower_dirs, stdio, flags, channel, seccomp_program),
+               channel)
 
 
-def _container_init(record, container_dir, lower_dirs, stdio, flags, channel: Channel) -> None:
+def _container_init(record, container_dir, lower_dirs, stdio, flags, channel: Channel, seccomp_program) -> None:
     host_config, config = record["HostConfig"], record["Config"]
     kernel.set_undumpable(why="until execve, this process runs the host's python: keep its /proc/PID/exe out of reach")
     root = f"{container_dir}/rootfs"
@@ -264,7 +269,7 @@ def _container_init(record, container_dir, lower_dirs, stdio, flags, channel: Ch
         kernel.mkdir(workdir, why="-w: the working directory is created if the image lacks it")
         kernel.chdir(workdir)
     _attach_stdio(stdio)
-    confinement.confine(host_config, uid, gid)
+    confinement.confine(host_config, uid, gid, seccomp_program)
     argv = [record["Path"]] + record["Args"]
     executable = find_executable(argv[0], env)
     channel.send(ready=True)

@@ -67,6 +67,7 @@ def test_ipc_namespace_isolates_shared_memory(md):
 
 def test_user_namespace_maps_container_root_to_an_unprivileged_host_uid(md):
     # CAP_SYS_ADMIN, granted inside the user namespace only: it rules the namespaces that one owns, no more
+    # (and with it the seccomp profile lets sethostname through)
     md.out("run", "-d", "--userns", "remap", "--cap-add", "SYS_ADMIN", "--name", "c", "busybox", "sh", "-c",
            "echo written-by-root > /root/f; sleep 30")
     pid = md.pid("c")

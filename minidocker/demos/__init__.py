@@ -31,3 +31,11 @@ SOURCE = os.path.join(os.path.dirname(__file__), "chroot_breakout.c")
 def breakout_binary(cache_dir: str = CACHE_DIR) -> str:
     """Return the path of the compiled chroot_breakout program, compiling it on first use."""
     return compiled(SOURCE, "the chroot breakout demo", ("-static", "-O2"), cache_dir)
+
+
+PROBE_SOURCE = os.path.join(os.path.dirname(__file__), "syscall_probe.c")
+
+
+def probe_binary(cache_dir: str = CACHE_DIR) -> str:
+    """Return the path of the compiled syscall_probe program (seccomp, chapter 1), compiling it on first use."""
+    return compiled(PROBE_SOURCE, "the system call probe", ("-static", "-O2"), cache_dir)
