@@ -220,3 +220,48 @@ def test_an_image_without_proc_dev_sys_or_etc_runs(md, tmp_path):
     out = md.out("run", "--rm", "bare", "/bin/busybox", "sh", "-c", "echo $(cat /etc/hostname | wc -c) "
                  "$(ls /dev/null) $(cat /proc/1/cmdline | tr '\\0' ' ')")
     assert out.split()[:4] == ["13", "/dev/null", "/bin/busybox", "sh"]
+
+
+# -- what a confined process cannot do, whichever way it came in ------------------------------------
+
+
+@pytest.fixture(scope="module")
+def probe(tmp_path_factory) -> bytes:
+    from minidocker.demos import probe_binary
+
+    with open(probe_binary(str(tmp_path_factory.mktemp("cache"))), "rb") as f:
+        return f.read()
+
+
+def _probe(md, probe: bytes, how: list[str], calls: list[str]) -> dict[str, str]:
+    """Run minidocker/demos/syscall_probe.c in a container (`how`: run ... or exec ...): {call: result}."""
+    result = md(*how, "sh", "-c", f"cat > /tmp/p && chmod +x /tmp/p && /tmp/p {' '.join(calls)}", input=probe)
+    assert result.returncode == 0, result.stderr
+    return dict(line.decode().split(": ", 1) for line in result.stdout.splitlines())
+
+
+ESCAPES = ["keyctl", "bpf", "init_module", "finit_module", "kexec_load", "open_by_handle_at", "unshare-user",
+           "mount", "clock_settime"]
+
+
+def test_an_exec_process_is_as_confined_as_the_container(md, running, probe):
+    running()
+    by_run = _probe(md, probe, ["run", "--rm", "-i", "busybox"], ESCAPES)
+    by_exec = _probe(md, probe, ["exec", "-i", "c"], ESCAPES)
+    assert by_exec == by_run == dict.fromkeys(ESCAPES, "EPERM")
+
+
+def test_a_host_process_cannot_be_traced_even_when_visible(md, running, probe):
+    """--pid host shows the host's processes; ptrace(2) still needs CAP_SYS_PTRACE over a process
+    holding capabilities the container lacks."""
+    host_process = subprocess.Popen(["sleep", "60"])
+    try:
+        running("--pid", "host")
+        call = f"ptrace-attach={host_process.pid}"
+        assert _probe(md, probe, ["run", "--rm", "-i", "--pid", "host", "busybox"], [call]) == {call: "EPERM"}
+        assert _probe(md, probe, ["exec", "-i", "c"], [call]) == {call: "EPERM"}
+        with open(f"/proc/{host_process.pid}/status") as f:
+            assert "TracerPid:\t0" in f.read()
+    finally:
+        host_process.kill()
+        host_process.wait()
