@@ -157,13 +157,14 @@ class Lab:
         """The container's PID 1, as the host numbers it."""
         return api.inspect(cid, store=self.store)["State"]["Pid"]
 
-    def exec(self, cid: str, *command: str) -> str:
+    def exec(self, cid: str, *command: str, privileged: bool = False) -> str:
         """`minidocker exec`, its output as text (via the CLI: exec is attached by nature)."""
         import subprocess
         import sys
 
         cli = os.path.join(os.path.dirname(sys.executable), "minidocker")  # the venv's, beside its python
-        done = subprocess.run([cli, "exec", cid, *command], capture_output=True, text=True, timeout=60)
+        flags = ["--privileged"] if privileged else []
+        done = subprocess.run([cli, "exec", *flags, cid, *command], capture_output=True, text=True, timeout=60)
         return done.stdout + done.stderr
 
     def cgroup(self, cid: str) -> cgroups.Cgroup:

@@ -346,6 +346,91 @@ print("\n".join(inside[len(masked):]))
 display(lab.table(sizes), lab.trace("masked|tunables|sysfs"))
 
 # %% [markdown]
+# **seccomp.** Capabilities decide what root *may do*; a seccomp filter decides which system calls a
+# process may make at all. The kernel keyring, for one, is not namespaced: without a filter, any
+# container could reach the host's keys. minidocker installs Docker's default profile
+# (`minidocker/seccomp.py`: an allow-list; everything else fails with EPERM). The calls it refuses,
+# and why:
+
+# %%
+from minidocker import seccomp
+from minidocker.demos import probe_binary
+
+lab.table([{"system calls": names, "refused because": why} for names, why in seccomp.DENIED_WHY.items()])
+
+# %% [markdown]
+# Ask the kernel, not the table: `syscall_probe` (a small C program, `minidocker/demos/syscall_probe.c`)
+# makes each call with harmless arguments, in a default container and in one with
+# `security_opt=("seccomp=unconfined",)`:
+
+
+# %%
+def probe(*calls, **options):
+    """{call: 'ok' or the errno} from syscall_probe, copied into a created container's layer and run."""
+    cid = lab.create("/probe", *calls, **options)
+    lab.copy_in(cid, probe_binary(), "/probe")
+    lab.start_created(cid)
+    return dict(line.split(": ", 1) for line in lab.finish(cid).lines())
+
+
+CALLS = ("keyctl", "bpf", "unshare-user", "kexec_load", "getpid")
+filtered, unconfined = probe(*CALLS), probe(*CALLS, security_opt=("seccomp=unconfined",))
+assert [filtered[c] for c in CALLS[:-1]] == ["EPERM"] * 4 and filtered["getpid"] == "ok"
+assert unconfined["keyctl"] == "ok"  # root with Docker's capabilities: only the filter stood in the way
+display(lab.table([{"call": c, "default": filtered[c], "seccomp=unconfined": unconfined[c]} for c in CALLS]),
+        lab.trace("seccomp"))
+
+# %% [markdown]
+# ## `exec` is confined too, and `--privileged` lifts all of it
+#
+# `minidocker exec` does not start a container: a process joins the namespaces and the cgroup of a
+# running one (`minidocker/enter.py`). It comes from the host, where root holds every capability, so
+# minidocker confines it exactly as the container's own first process (`minidocker/confinement.py`).
+# `exec --privileged` gives that one process every capability, and a `privileged=True` container gives
+# them to all, with no seccomp filter, nothing masked, and a writable /sys:
+
+
+# %%
+def confinement_of(status: str) -> dict:
+    fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
+    effective = int(fields["CapEff"], 16)
+    return {"capabilities (CapEff)": bin(effective).count("1"), "CapEff": fields["CapEff"],
+            "CapBnd": fields["CapBnd"], "CapInh": fields["CapInh"], "CapAmb": fields["CapAmb"],
+            "Seccomp": fields["Seccomp"], "NoNewPrivs": fields["NoNewPrivs"]}
+
+
+plain, privileged = lab.start("sleep", "300"), lab.start("sleep", "300", privileged=True)
+rows = {"PID 1 of a default container": confinement_of(lab.exec(plain, "cat", "/proc/1/status")),
+        "exec into it": confinement_of(lab.exec(plain, "cat", "/proc/self/status")),
+        "exec --privileged into it": confinement_of(lab.exec(plain, "cat", "/proc/self/status", privileged=True)),
+        "PID 1 of a privileged container": confinement_of(lab.exec(privileged, "cat", "/proc/1/status"))}
+docker_default = f"{capabilities.mask_of(capabilities.DEFAULT):016x}"
+assert rows["exec into it"] == rows["PID 1 of a default container"]  # the same confinement, both ways in
+assert rows["exec into it"]["CapEff"] == docker_default and rows["exec into it"]["Seccomp"] == "2"
+assert rows["PID 1 of a privileged container"]["Seccomp"] == "0"
+assert rows["exec --privileged into it"]["capabilities (CapEff)"] > len(capabilities.DEFAULT)
+display(lab.table([{"process": who, **sets} for who, sets in rows.items()]))
+
+# %% [markdown]
+# What the last row's container may do that a default one may not, asked of each:
+
+# %%
+TRIES = {"mount a tmpfs": "mount -t tmpfs none /tmp",
+         "/sys writable": "grep -q ' /sys sysfs rw' /proc/mounts",
+         "/proc/sys writable": "! grep -q ' /proc/sys proc ro' /proc/mounts",
+         f"{masked[0]} unmasked": f"! grep -q ' {masked[0]} ' /proc/mounts"}  # a masked file this host has
+answers = {who: {what: lab.exec(cid, "sh", "-c", f"if {check} 2>/dev/null; then echo yes; else echo no; fi").strip()
+                 for what, check in TRIES.items()}
+           for who, cid in (("default", plain), ("privileged", privileged))}
+assert set(answers["default"].values()) == {"no"} and set(answers["privileged"].values()) == {"yes"}
+lab.table([{"may it": what, "default": answers["default"][what], "privileged=True": answers["privileged"][what]}
+           for what in TRIES])
+
+# %%
+for cid in (plain, privileged):
+    lab.remove(cid)
+
+# %% [markdown]
 # ## What you saw
 #
 # | aspect (方面) | switched with | evidence |
