@@ -265,3 +265,34 @@ def test_a_host_process_cannot_be_traced_even_when_visible(md, running, probe):
     finally:
         host_process.kill()
         host_process.wait()
+
+
+# -- the same confinement as a real peer's --------------------------------------------------------------
+
+
+CONFINEMENT_FIELDS = CAP_FIELDS + ("NoNewPrivs", "Seccomp", "Seccomp_filters", "SigIgn", "SigBlk")
+
+
+def _confinement(status_text: str) -> dict[str, str]:
+    status = _status(status_text)
+    return {field: status[field].strip() for field in CONFINEMENT_FIELDS}
+
+
+def test_pid_1_and_exec_are_confined_as_podman_confines_them(md, tmp_path):
+    """podman (with Docker's three extra default capabilities: MKNOD, NET_RAW, AUDIT_WRITE) against
+    minidocker, for the container's PID 1, an exec'd process and an `exec --privileged` one."""
+    from test_save_load import Podman
+
+    podman = Podman(str(tmp_path / "podman"))
+    try:
+        md.out("save", "-o", str(tmp_path / "bb.tar"), "busybox")
+        podman("load", "-i", str(tmp_path / "bb.tar"))
+        podman("run", "-d", "--name", "p", "--network", "none", "--cap-add", "MKNOD,NET_RAW,AUDIT_WRITE",
+               "localhost/busybox:latest", "sleep", "300")
+        md.out("run", "-d", "--name", "c", "busybox", "sleep", "300")
+        for flags, path in (((), "/proc/1/status"), ((), "/proc/self/status"), (("--privileged",), "/proc/self/status")):
+            theirs = _confinement(podman("exec", *flags, "p", "cat", path).stdout)
+            ours = _confinement(md.out("exec", *flags, "c", "cat", path))
+            assert ours == theirs, (flags, path)
+    finally:
+        podman.clean()
