@@ -123,8 +123,9 @@ def parse_device_flag(value: str) -> dict:
 class HostDevice:
     """A device node of the host, to be made at `path` inside the container and allowed `access`."""
 
-    def __init__(self, path: str, kind: str, major: int, minor: int, mode: int, uid: int, gid: int, access: str):
-        self.path, self.kind, self.major, self.minor = path, kind, major, minor
+    def __init__(self, host_path: str, path: str, kind: str, major: int, minor: int, mode: int, uid: int, gid: int,
+                 access: str):
+        self.host_path, self.path, self.kind, self.major, self.minor = host_path, path, kind, major, minor
         self.mode, self.uid, self.gid, self.access = mode, uid, gid, access
 
     def rule(self) -> Rule:
@@ -168,7 +169,7 @@ def host_devices(mapping: dict) -> list[HostDevice]:
     devices = []
     for path, target in found:
         kind, st = _node(path)
-        devices.append(HostDevice(target, kind, os.major(st.st_rdev), os.minor(st.st_rdev), stat.S_IMODE(st.st_mode),
+        devices.append(HostDevice(path, target, kind, os.major(st.st_rdev), os.minor(st.st_rdev), stat.S_IMODE(st.st_mode),
                                   st.st_uid, st.st_gid, access))
     return devices
 
