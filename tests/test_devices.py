@@ -1,0 +1,174 @@
+"""Which devices a container may open (chapter 1): the devices cgroup, v1 files and the v2 eBPF program.
+
+Container root keeps CAP_MKNOD (as in Docker), so it can make a node for any
+device number; what stops it opening the host's disks is the allow-list of its
+cgroup.  These tests make such nodes and try to open them, on the real kernel.
+"""
+
+import os
+import stat
+import subprocess
+import sys
+import tarfile
+import uuid
+
+import pytest
+
+from minidocker import cgroups
+
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="device nodes and cgroups need root")
+
+# Nodes for the host's KVM (c 10:232) and first loop disk (b 7:0): made inside, then opened.
+MKNOD_AND_OPEN = ("mknod /tmp/k c 10 232; mknod /tmp/l b 7 0 && echo MKNOD; "
+                  "(exec 3</tmp/k) && echo KVM; (exec 4</tmp/l) && echo LOOP0; true")
+
+
+def test_a_container_can_make_but_not_open_host_devices(md):
+    run = md("run", "--rm", "busybox", "sh", "-c", MKNOD_AND_OPEN)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["MKNOD"]  # mknod is allowed (Docker's "c *:* m"), opening is not
+    assert run.stderr.count("Operation not permitted") == 2, run.stderr  # EPERM, whatever the node's mode
+
+
+def test_the_few_default_devices_and_a_pty_still_work(md):
+    out = md.out("run", "--rm", "busybox", "sh", "-c",
+                 "echo x > /dev/null && echo null; head -c 3 /dev/zero | wc -c; head -c 5 /dev/urandom | wc -c; "
+                 "head -c 2 /dev/random | wc -c; (echo x > /dev/full) 2>&1 | grep -c 'No space'; "
+                 "(exec 3<>/dev/ptmx) && echo ptmx")
+    assert out.split() == ["null", "3", "5", "2", "1", "ptmx"]
+
+
+def test_with_a_terminal_the_container_opens_its_pty(md):
+    run = md("run", "--rm", "-t", "busybox", "sh", "-c", "tty; echo hi > /dev/tty")
+    assert run.returncode == 0, run.stderr
+    assert "/dev/pts/" in run.stdout and "hi" in run.stdout
+
+
+def test_the_v1_devices_list_reads_back_dockers_rules(md):
+    from minidocker.cgroups import devices
+
+    if "devices" not in cgroups.detect().v1_mounts:
+        pytest.skip("no v1 devices hierarchy here (pure v2: test_the_v2_program_decides_open is the one)")
+    cid = md.out("run", "-d", "busybox", "sleep", "60")
+    where = md.cgroup(cid).dirs["devices"][1]
+    with open(f"{where}/devices.list") as f:
+        listed = f.read().split("\n")
+    assert sorted(filter(None, listed)) == sorted(str(rule) for rule in devices.DEFAULT_RULES)
+    md.out("rm", "-f", cid)
+    assert not os.path.exists(where)  # removed with the container
+
+
+def test_device_flag_makes_the_node_and_allows_it(md):
+    out = md.out("run", "--rm", "--device", "/dev/loop0", "--device", "/dev/loop1:/dev/xvdc:r", "busybox", "sh",
+                 "-c", "ls -l /dev/loop0 /dev/xvdc; (exec 3</dev/loop0) && echo loop0-read; "
+                 "(exec 3<>/dev/loop0) && echo loop0-write; (exec 3</dev/xvdc) && echo xvdc-read; "
+                 "(exec 3>/dev/xvdc) 2>/dev/null || echo xvdc-not-writable; (exec 3</dev/loop2) 2>/dev/null; "
+                 "mknod /tmp/l2 b 7 2; (exec 3</tmp/l2) 2>/dev/null || echo loop2-denied")
+    lines = out.split("\n")
+    assert lines[0].startswith("b") and lines[0].split()[4:6] == ["7,", "0"]  # a block device node, 7:0
+    assert lines[1].startswith("b") and lines[1].split()[4:6] == ["7,", "1"] and lines[1].endswith("/dev/xvdc")
+    assert lines[2:] == ["loop0-read", "loop0-write", "xvdc-read", "xvdc-not-writable", "loop2-denied"]
+    cid = md.out("create", "--device", "/dev/loop1:/dev/xvdc:r", "busybox", "true")
+    assert md.inspect(cid, "{{json .HostConfig.Devices}}") == \
+        '[{"PathOnHost": "/dev/loop1", "PathInContainer": "/dev/xvdc", "CgroupPermissions": "r"}]'
+
+
+BAD_DEVICES = {
+    "/dev/nope": 'error gathering device information while adding custom device "/dev/nope": no such file or directory',
+    "/etc/hostname": 'error gathering device information while adding custom device "/etc/hostname": '
+                     'not a device node',
+    "/dev/loop0:/a:r:x": "bad format for path: /dev/loop0:/a:r:x",
+    "/dev/loop0:/a:rx": "bad mode specified: rx",
+    "/dev/loop0:xvdc": "xvdc is not an absolute path",
+    ":/dev/x": "bad format for path: :/dev/x",
+}
+
+
+@pytest.mark.parametrize("value", BAD_DEVICES, ids=list(BAD_DEVICES))
+def test_a_bad_device_flag_is_one_line_and_125(md, value):
+    run = md("run", "--rm", "--device", value, "busybox", "true")
+    assert run.returncode == 125
+    assert run.stderr.strip().splitlines() == [f"minidocker: {BAD_DEVICES[value]}"]
+    assert md.out("ps", "-aq") == ""  # nothing was created
+
+
+def test_privileged_opens_any_device(md):
+    out = md.out("run", "--rm", "--privileged", "busybox", "sh", "-c", MKNOD_AND_OPEN)
+    assert out.split() == ["MKNOD", "KVM", "LOOP0"]
+
+
+def test_an_image_with_device_nodes_imports_and_its_nodes_stay_closed(md, tmp_path):
+    """A debootstrapped tree is full of device nodes: import takes them (as Docker does), export gives them
+    back, and a container of that image still cannot open what its cgroup does not allow."""
+    md.out("create", "--name", "base", "busybox", "true")
+    flat = tmp_path / "flat.tar"
+    md.out("export", "-o", str(flat), "base")
+    with tarfile.open(flat, "a") as tar:  # busybox's files, plus a /nodes directory of devices
+        info = tarfile.TarInfo("nodes")
+        info.type, info.mode = tarfile.DIRTYPE, 0o755
+        tar.addfile(info)
+        for name, kind, major, minor in [("null", tarfile.CHRTYPE, 1, 3), ("kvm", tarfile.CHRTYPE, 10, 232),
+                                         ("loop0", tarfile.BLKTYPE, 7, 0)]:
+            info = tarfile.TarInfo(f"nodes/{name}")
+            info.type, info.devmajor, info.devminor, info.mode = kind, major, minor, 0o666
+            tar.addfile(info)
+    md.out("import", str(flat), "nodes:1")
+    out = md.out("run", "--name", "c", "nodes:1", "sh", "-c",
+                 "ls -l /nodes | grep -c '^[bc]rw-rw-rw-'; echo x > /nodes/null && echo null; "
+                 "(exec 3</nodes/kvm) 2>/dev/null || echo kvm-denied; (exec 3</nodes/loop0) 2>/dev/null || echo loop-denied")
+    assert out.split() == ["3", "null", "kvm-denied", "loop-denied"]
+    again = tmp_path / "again.tar"
+    md.out("export", "-o", str(again), "c")
+    with tarfile.open(again) as tar:
+        found = {m.name: (m.type, m.devmajor, m.devminor) for m in tar if m.name.startswith("nodes/")}
+    assert found == {"nodes/null": (tarfile.CHRTYPE, 1, 3), "nodes/kvm": (tarfile.CHRTYPE, 10, 232),
+                     "nodes/loop0": (tarfile.BLKTYPE, 7, 0)}
+
+
+def test_the_v2_program_decides_open_on_this_kernel(tmp_path):
+    """The eBPF program itself, attached to a cgroup2 directory (the host's unified/ tree on a hybrid host):
+    a process moved in can open /dev/null and /dev/urandom but not KVM's or a loop disk's node."""
+    from minidocker.cgroups import devices, v2
+
+    mount = cgroups.detect().v2_mount
+    if not mount:
+        pytest.skip("no cgroup2 mount on this host")
+    nodes = {"null": ("c", 1, 3), "urandom": ("c", 1, 9), "kvm": ("c", 10, 232), "loop0": ("b", 7, 0)}
+    for name, (kind, major, minor) in nodes.items():
+        os.mknod(tmp_path / name, (stat.S_IFCHR if kind == "c" else stat.S_IFBLK) | 0o666, os.makedev(major, minor))
+    group = os.path.join(mount, f"minidocker-devtest-{uuid.uuid4().hex[:12]}")
+    os.mkdir(group)
+    try:
+        v2.set_devices(group, devices.DEFAULT_RULES)
+        script = ("import os, sys\n"
+                  f"open({group + '/cgroup.procs'!r}, 'w').write(str(os.getpid()))\n"
+                  "for name in sys.argv[1:]:\n"
+                  "    try:\n"
+                  f"        os.close(os.open(os.path.join({str(tmp_path)!r}, name), os.O_RDONLY)); print(name, 'ok')\n"
+                  "    except OSError as e:\n"
+                  "        print(name, e.strerror)\n"
+                  f"os.mknod(os.path.join({str(tmp_path)!r}, 'made'), 0o20600, os.makedev(10, 232)); print('mknod ok')\n")
+        run = subprocess.run([sys.executable, "-S", "-c", script, *nodes], capture_output=True, text=True,
+                             timeout=30)
+        assert run.stdout.splitlines() == ["null ok", "urandom ok", "kvm Operation not permitted",
+                                           "loop0 Operation not permitted", "mknod ok"], run.stderr
+        with open(f"{group}/cgroup.procs") as f:
+            assert f.read() == ""  # the child has exited
+    finally:
+        os.rmdir(group)  # the attached program goes with the cgroup
+
+
+def test_the_python_model_and_the_program_agree_on_the_rules():
+    """devices.allowed() is the model; the program has one block per rule, its jumps land inside it."""
+    from minidocker.cgroups import devicefilter, devices
+
+    program = devicefilter.assemble(devices.DEFAULT_RULES)
+    assert all(len(i.encode()) == 8 for i in program)
+    for index, instruction in enumerate(program):
+        if instruction.opcode in (devicefilter.JMP_JNE_K, devicefilter.JMP_JNE_X):
+            assert 0 < index + 1 + instruction.off < len(program)
+    assert devices.allowed(devices.DEFAULT_RULES, "c", 1, 3, "rw")
+    assert devices.allowed(devices.DEFAULT_RULES, "b", 8, 0, "m")
+    assert not devices.allowed(devices.DEFAULT_RULES, "b", 8, 0, "r")
+    assert not devices.allowed(devices.DEFAULT_RULES, "c", 10, 232, "rw")
+    assert devices.allowed(devices.DEFAULT_RULES, "c", 136, 7, "rw")
