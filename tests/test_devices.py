@@ -34,14 +34,16 @@ def test_the_few_default_devices_and_a_pty_still_work(md):
     out = md.out("run", "--rm", "busybox", "sh", "-c",
                  "echo x > /dev/null && echo null; head -c 3 /dev/zero | wc -c; head -c 5 /dev/urandom | wc -c; "
                  "head -c 2 /dev/random | wc -c; (echo x > /dev/full) 2>&1 | grep -c 'No space'; "
-                 "(exec 3<>/dev/ptmx) && echo ptmx")
-    assert out.split() == ["null", "3", "5", "2", "1", "ptmx"]
+                 "(exec 3<>/dev/ptmx) && echo ptmx; mknod /tmp/k c 10 232; (exec 3</tmp/k) 2>/dev/null || echo kvm-denied")
+    assert out.split() == ["null", "3", "5", "2", "1", "ptmx", "kvm-denied"]  # the list lets these through only
 
 
 def test_with_a_terminal_the_container_opens_its_pty(md):
-    run = md("run", "--rm", "-t", "busybox", "sh", "-c", "tty; echo hi > /dev/tty")
+    run = md("run", "--rm", "-t", "busybox", "sh", "-c", "tty; echo hi > /dev/tty; mknod /tmp/t c 4 1; "
+             "(exec 3</tmp/t) 2>/dev/null || echo tty1-denied")
     assert run.returncode == 0, run.stderr
     assert "/dev/pts/" in run.stdout and "hi" in run.stdout
+    assert "tty1-denied" in run.stdout  # a pseudo-terminal, yes; the host's virtual console tty1 (4:1), no
 
 
 def test_the_v1_devices_list_reads_back_dockers_rules(md):
@@ -95,6 +97,7 @@ def test_a_bad_device_flag_is_one_line_and_125(md, value):
 def test_privileged_opens_any_device(md):
     out = md.out("run", "--rm", "--privileged", "busybox", "sh", "-c", MKNOD_AND_OPEN)
     assert out.split() == ["MKNOD", "KVM", "LOOP0"]
+    assert md.out("run", "--rm", "busybox", "sh", "-c", MKNOD_AND_OPEN).split() == ["MKNOD"]  # but not without
 
 
 def test_an_image_with_device_nodes_imports_and_its_nodes_stay_closed(md, tmp_path):
