@@ -595,7 +595,7 @@ def reset_signals(why: str = "") -> None:
 
 # -- bpf(2): the device filter of cgroup v2 ------------------------------------------------------
 
-BPF_PROG_LOAD, BPF_PROG_ATTACH = 5, 8  # enum bpf_cmd
+BPF_PROG_LOAD, BPF_PROG_ATTACH, BPF_PROG_QUERY = 5, 8, 16  # enum bpf_cmd
 BPF_PROG_TYPE_CGROUP_DEVICE = 15  # enum bpf_prog_type
 BPF_CGROUP_DEVICE = 6  # enum bpf_attach_type
 BPF_F_ALLOW_MULTI = 2  # a program in a cgroup below runs as well as ours, never instead
@@ -669,3 +669,26 @@ def bpf_attach_device_program(program_fd: int, cgroup_dir: str, why: str = "") -
     finally:
         os.close(cgroup_fd)
     trace.record(f"# bpf(BPF_PROG_ATTACH, BPF_CGROUP_DEVICE, fd {program_fd}) on {cgroup_dir}", why)
+
+
+def bpf_device_programs(cgroup_dir: str) -> list[int]:
+    """bpf(BPF_PROG_QUERY, BPF_CGROUP_DEVICE): the IDs of the device programs attached to a cgroup v2 directory.
+
+    "Obtain information about eBPF programs associated with the specified
+    attach_type hook" -- what ``bpftool cgroup list DIR`` prints.
+    """
+    import struct
+
+    ids = (ctypes.c_uint32 * 64)()  # the kernel allows at most 64 programs per hook
+    cgroup_fd = os.open(cgroup_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        # target_fd, attach_type, query_flags, attach_flags, prog_ids, prog_cnt; zeros up to 64 bytes, for the
+        # later fields that some kernels write back whatever size is passed
+        attr = ctypes.create_string_buffer(struct.pack("=IIIIQI", cgroup_fd, BPF_CGROUP_DEVICE, 0, 0,
+                                                       ctypes.addressof(ids), len(ids)), 64)
+        _bpf(BPF_PROG_QUERY, attr, "bpf", f"BPF_PROG_QUERY, BPF_CGROUP_DEVICE, {cgroup_dir}")
+    finally:
+        os.close(cgroup_fd)
+    count = struct.unpack_from("=I", attr, 24)[0]
+    trace.record(f"bpftool cgroup list {cgroup_dir}", "which device programs the cgroup has")
+    return list(ids[:count])
