@@ -164,7 +164,9 @@ def test_the_v2_program_decides_open_on_this_kernel(tmp_path):
     group = os.path.join(mount, f"minidocker-devtest-{uuid.uuid4().hex[:12]}")
     os.mkdir(group)
     try:
-        v2.set_devices(group, devices.DEFAULT_RULES)
+        qos_major, qos_minor = _numbers(QOS)
+        os.mknod(tmp_path / "qos", stat.S_IFCHR | 0o666, os.makedev(qos_major, qos_minor))
+        v2.set_devices(group, devices.DEFAULT_RULES + [devices.Rule("c", qos_major, qos_minor, "r")])
         script = ("import os, sys\n"
                   f"open({group + '/cgroup.procs'!r}, 'w').write(str(os.getpid()))\n"
                   "for name in sys.argv[1:]:\n"
@@ -172,28 +174,71 @@ def test_the_v2_program_decides_open_on_this_kernel(tmp_path):
                   f"        os.close(os.open(os.path.join({str(tmp_path)!r}, name), os.O_RDONLY)); print(name, 'ok')\n"
                   "    except OSError as e:\n"
                   "        print(name, e.strerror)\n"
-                  f"os.mknod(os.path.join({str(tmp_path)!r}, 'made'), 0o20600, os.makedev(10, 232)); print('mknod ok')\n")
+                  f"os.mknod(os.path.join({str(tmp_path)!r}, 'made'), 0o20600, os.makedev(10, 232)); print('mknod ok')\n"
+                  f"qos = os.path.join({str(tmp_path)!r}, 'qos')\n"
+                  "os.close(os.open(qos, os.O_RDONLY)); print('qos read ok')\n"
+                  "try:\n"
+                  "    os.open(qos, os.O_WRONLY)\n"
+                  "except OSError as e:\n"
+                  "    print('qos write', e.strerror)\n")
         run = subprocess.run([sys.executable, "-S", "-c", script, *nodes], capture_output=True, text=True,
                              timeout=30)
         assert run.stdout.splitlines() == ["null ok", "urandom ok", "kvm Operation not permitted",
-                                           "loop0 Operation not permitted", "mknod ok"], run.stderr
+                                           "loop0 Operation not permitted", "mknod ok", "qos read ok",
+                                           "qos write Operation not permitted"], run.stderr
         with open(f"{group}/cgroup.procs") as f:
             assert f.read() == ""  # the child has exited
     finally:
         os.rmdir(group)  # the attached program goes with the cgroup
 
 
-def test_the_python_model_and_the_program_agree_on_the_rules():
-    """devices.allowed() is the model; the program has one block per rule, its jumps land inside it."""
+def _run_program(program, kind: int, access: int, major: int, minor: int) -> int:
+    """Execute our eBPF subset on one struct bpf_cgroup_dev_ctx, as the kernel would (for the model test)."""
+    from minidocker.cgroups import devicefilter as f
+
+    ctx = {0: access << 16 | kind, 4: major, 8: minor}
+    reg, pc = [0] * 11, 0
+    for _step in range(len(program)):  # no loops: each instruction runs at most once
+        i = program[pc]
+        pc += 1
+        if i.opcode == f.LDX_MEM_W:
+            reg[i.dst] = ctx[i.off]
+        elif i.opcode == f.ALU32_AND_K:
+            reg[i.dst] &= i.imm
+        elif i.opcode == f.ALU32_RSH_K:
+            reg[i.dst] >>= i.imm
+        elif i.opcode == f.ALU32_MOV_K:
+            reg[i.dst] = i.imm
+        elif i.opcode == f.ALU32_MOV_X:
+            reg[i.dst] = reg[i.src]
+        elif i.opcode in (f.JMP_JNE_K, f.JMP_JNE_X):
+            if reg[i.dst] != (i.imm if i.opcode == f.JMP_JNE_K else reg[i.src]):
+                pc += i.off
+        elif i.opcode == f.JMP_EXIT:
+            return reg[0]
+        else:
+            raise AssertionError(f"unknown opcode {i.opcode:#x}")
+    raise AssertionError("the program ran off its end")
+
+
+def test_the_program_decides_as_the_model_for_every_rule():
+    """devices.allowed() is the rule list read as the kernel's v1 controller reads it; the assembled program
+    (run here instruction by instruction) must say the same for every type, access and number tried."""
     from minidocker.cgroups import devicefilter, devices
 
-    program = devicefilter.assemble(devices.DEFAULT_RULES)
-    assert all(len(i.encode()) == 8 for i in program)
-    for index, instruction in enumerate(program):
-        if instruction.opcode in (devicefilter.JMP_JNE_K, devicefilter.JMP_JNE_X):
-            assert 0 < index + 1 + instruction.off < len(program)
-    assert devices.allowed(devices.DEFAULT_RULES, "c", 1, 3, "rw")
-    assert devices.allowed(devices.DEFAULT_RULES, "b", 8, 0, "m")
-    assert not devices.allowed(devices.DEFAULT_RULES, "b", 8, 0, "r")
-    assert not devices.allowed(devices.DEFAULT_RULES, "c", 10, 232, "rw")
-    assert devices.allowed(devices.DEFAULT_RULES, "c", 136, 7, "rw")
+    rules = devices.DEFAULT_RULES + [devices.Rule("b", 7, 0, "r"), devices.Rule("c", 10, devices.ANY, "rw")]
+    program = devicefilter.assemble(rules)
+    numbers = [(1, 3), (1, 5), (1, 4), (1, 11), (5, 0), (5, 2), (5, 3), (136, 0), (136, 77), (10, 200), (10, 232),
+               (7, 0), (7, 1), (8, 0), (0, 0)]
+    checked = 0
+    for kind in ("c", "b"):
+        for access in ("r", "w", "m", "rw", "rm", "wm", "rwm"):
+            bits = sum(devicefilter.ACCESS_BIT[a] for a in access)
+            for major, minor in numbers:
+                want = devices.allowed(rules, kind, major, minor, access)
+                got = _run_program(program, devicefilter.DEVICE_TYPE[kind], bits, major, minor)
+                assert got == int(want), (kind, access, major, minor)
+                checked += 1
+    assert checked == 2 * 7 * len(numbers)
+    assert devices.allowed(rules, "b", 8, 0, "m") and not devices.allowed(rules, "b", 8, 0, "r")
+    assert _run_program(devicefilter.assemble(devices.ALLOW_ALL), 1, 2, 8, 0) == 1  # "a": everything
