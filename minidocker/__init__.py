@@ -6,6 +6,7 @@ Read the modules in chapter order:
     trace.py       how each step is recorded for --explain
     jsoncore.py    the JSON of records and messages, through json's C core (a faster start)
     cgroups/       resource limits: one interface, a v1 and a v2 driver
+                   devices.py: which devices a container may open; devicefilter.py: v2's eBPF program
     rootfs.py      overlayfs, /proc, /dev, pivot_root vs chroot
     capabilities.py  root's power cut into pieces; Docker's default set
     seccomp.py     which system calls the container may make; Docker's default profile

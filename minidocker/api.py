@@ -18,6 +18,7 @@ import time
 
 from minidocker import (capabilities, cgroups, images, kernel, rootfs, seccomp, spec, store as store_module,
                         supervisor, trace)
+from minidocker.cgroups import devices
 from minidocker.errors import Conflict, MinidockerError, NotFound
 from minidocker.store import NEVER, Store, now
 
@@ -48,7 +49,8 @@ class Options:
     cgroup_parent: str | None = None  # default: $MINIDOCKER_CGROUP_PARENT, else "minidocker"
     cap_add: tuple[str, ...] = ()  # capabilities beyond Docker's default set (see capabilities.py)
     cap_drop: tuple[str, ...] = ()
-    privileged: bool = False  # every capability, no masked paths, writable /sys
+    privileged: bool = False  # every capability and device, no masked paths, writable /sys
+    devices: tuple[str, ...] = ()  # --device HOST[:CONTAINER[:PERMS]] (see cgroups/devices.py)
     security_opt: tuple[str, ...] = ()  # "no-new-privileges"
     chroot: bool = False  # change root with chroot(2) instead of pivot_root(2) (teaching mode)
 
@@ -141,13 +143,16 @@ def _host_config(o: Options, store: Store) -> dict:
     security_opt = [_security_opt(opt.removesuffix(":true")) for opt in o.security_opt]
     if o.userns == "remap":
         _check_searchable_by_remapped_root(store.root)
+    device_mappings = [devices.parse_device_flag(value) for value in o.devices]
+    for mapping in device_mappings:
+        devices.host_devices(mapping)  # a host path that is no device fails here, before anything is stored
     return {
         "Memory": memory or 0, "NanoCpus": int((cpus or 0) * 1e9), "CpuShares": o.cpu_shares or 0,
         "PidsLimit": o.pids_limit or 0, "PidMode": o.pid, "UTSMode": o.uts, "IpcMode": o.ipc,
         "NetworkMode": o.network, "UsernsMode": o.userns, "AutoRemove": o.rm, "Init": o.init,
         "ChangeRoot": "chroot" if o.chroot else "pivot_root", "CgroupParent": cgroup_parent,
         "CapAdd": list(o.cap_add), "CapDrop": list(o.cap_drop), "Privileged": o.privileged,
-        "SecurityOpt": security_opt,
+        "SecurityOpt": security_opt, "Devices": device_mappings,
     }
 
 

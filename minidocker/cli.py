@@ -47,7 +47,9 @@ def container_flags(p: flags.Parser) -> None:
     p.add_argument("--chroot", action="store_true", help="chroot(2) instead of pivot_root(2), to show why not")
     p.add_argument("--cap-add", action="append", default=[], help="keep this capability too (e.g. NET_ADMIN)")
     p.add_argument("--cap-drop", action="append", default=[], help="drop this capability (ALL: every one)")
-    p.add_argument("--privileged", action="store_true", help="every capability, nothing masked")
+    p.add_argument("--privileged", action="store_true", help="every capability and device, nothing masked")
+    p.add_argument("--device", action="append", default=[], help="HOST[:CONTAINER[:PERMS]]: a host device, e.g. "
+                   "/dev/fuse or /dev/loop0:/dev/xvdc:r")
     p.add_argument("--security-opt", action="append", default=[],
                    help="no-new-privileges, seccomp=unconfined, seccomp=PROFILE.json")
     p.add_argument("--cgroup-parent", help="put the container's cgroup under this one (default: minidocker)")
@@ -68,7 +70,7 @@ def _options(args):
         pids_limit=spec.parse_int(args.pids_limit, "--pids-limit", -1) if args.pids_limit else None,
         pid=args.pid, uts=args.uts, ipc=args.ipc, network=args.network, userns=args.userns, chroot=args.chroot,
         cgroup_parent=args.cgroup_parent, cap_add=args.cap_add, cap_drop=args.cap_drop,
-        privileged=args.privileged, security_opt=args.security_opt)
+        privileged=args.privileged, security_opt=args.security_opt, devices=args.device)
 
 
 def create_command(args, store):

@@ -103,6 +103,10 @@ _REASONS = {
     ("seccomp", errno.EINVAL): "the BPF program is not a valid filter (bad instruction or length)",
     ("umount2", errno.EBUSY): "target could not be unmounted because it is busy",
     ("umount2", errno.EINVAL): "target is not a mount point",
+    ("bpf", errno.EPERM): "the caller lacks CAP_BPF or CAP_SYS_ADMIN, or a program attached to a cgroup above "
+    "was attached without BPF_F_ALLOW_MULTI",
+    ("bpf", errno.EACCES): "the verifier found the program unsafe",
+    ("bpf", errno.EINVAL): "an attribute is wrong for this command, program type or attach type",
 }
 
 
@@ -347,6 +351,8 @@ def write(path: str, text: str, why: str = "") -> None:
     finally:
         os.close(fd)
     shown = text.strip().replace("\n", "\\n")
+    if "\n" not in text.strip() and any(c in shown for c in "*?["):  # a devices rule: quoted, or the shell would expand c *:* m
+        shown = f"'{shown}'"
     echo = f"printf '{shown}\\n'" if "\n" in text.strip() else f"echo {shown}"
     trace.record(f"{echo} > {path}", why)
 
@@ -585,3 +591,104 @@ def reset_signals(why: str = "") -> None:
             pass  # numbers the C library keeps for itself (32, 33) cannot be set
     _signal.pthread_sigmask(_signal.SIG_SETMASK, [])
     trace.record("# every signal: SIG_DFL (sigaction), and an empty signal mask (sigprocmask)", why)
+
+
+# -- bpf(2): the device filter of cgroup v2 ------------------------------------------------------
+
+BPF_PROG_LOAD, BPF_PROG_ATTACH, BPF_PROG_QUERY = 5, 8, 16  # enum bpf_cmd
+BPF_PROG_TYPE_CGROUP_DEVICE = 15  # enum bpf_prog_type
+BPF_CGROUP_DEVICE = 6  # enum bpf_attach_type
+BPF_F_ALLOW_MULTI = 2  # a program in a cgroup below runs as well as ours, never instead
+_SYS_BPF = {"x86_64": 321, "aarch64": 280}
+
+
+def _bpf(command: int, attr: ctypes.Array, call: str, detail: str) -> int:
+    number = _SYS_BPF.get(os.uname().machine)
+    if number is None:
+        raise KernelError(call, errno.ENOSYS, f"{detail}: no bpf(2) number known for {os.uname().machine}")
+    result = _libc.syscall(ctypes.c_long(number), ctypes.c_int(command), attr, ctypes.c_uint(len(attr)))
+    return _check(result, call, detail)
+
+
+def bpf_load_device_program(code: bytes, why: str = "") -> int:
+    """bpf(BPF_PROG_LOAD): load an eBPF program of type BPF_PROG_TYPE_CGROUP_DEVICE; returns its fd.
+
+    "Verify and load an eBPF program, returning a new file descriptor
+    associated with the program."  The kernel's verifier first proves the
+    program safe (it terminates, reads only its context); when it refuses, its
+    log says why, and is quoted in the error.  The program lives as long as a
+    file descriptor or an attachment refers to it.  `code`: the instructions,
+    8 bytes each (see cgroups/devicefilter.py).
+    """
+    import struct
+
+    count = len(code) // 8
+    license = ctypes.create_string_buffer(b"GPL")  # the kernel asks every program for one
+    instructions = ctypes.create_string_buffer(code, len(code))
+    detail = f"BPF_PROG_LOAD, cgroup_device, {count} insns"
+
+    def load(log) -> int:
+        # union bpf_attr, the BPF_PROG_LOAD part: prog_type, insn_cnt, insns, license, log_level, log_size, log_buf
+        attr = ctypes.create_string_buffer(struct.pack(
+            "=IIQQIIQ", BPF_PROG_TYPE_CGROUP_DEVICE, count, ctypes.addressof(instructions),
+            ctypes.addressof(license), 1 if log is not None else 0, len(log) if log is not None else 0,
+            ctypes.addressof(log) if log is not None else 0), 48)
+        return _bpf(BPF_PROG_LOAD, attr, "bpf", detail)
+
+    try:
+        fd = load(None)  # without the verifier's log: faster
+    except KernelError:
+        log = ctypes.create_string_buffer(65536)
+        try:
+            fd = load(log)  # again, to learn why
+        except KernelError as e:
+            verifier_says = log.value.decode(errors="replace").strip().replace("\n", "; ")
+            raise KernelError("bpf", e.errno, f"{detail}; the verifier says: {verifier_says}"
+                              if verifier_says else detail) from None
+    trace.record(f"# bpf(BPF_PROG_LOAD, BPF_PROG_TYPE_CGROUP_DEVICE, {count} insns) -> fd {fd}", why)
+    return fd
+
+
+def bpf_attach_device_program(program_fd: int, cgroup_dir: str, why: str = "") -> None:
+    """bpf(BPF_PROG_ATTACH, BPF_CGROUP_DEVICE): run the program on every device access from the cgroup.
+
+    "Attach an eBPF program to a target_fd at the specified attach_type
+    hook."  For a cgroup program target_fd is the cgroup v2 directory, opened.
+    With BPF_F_ALLOW_MULTI, the programs of the cgroup and of all its ancestors
+    run, and every one must allow: a child can only narrow.  The attachment
+    holds the program until the cgroup is removed, so our fd can be closed.
+    """
+    import struct
+
+    cgroup_fd = os.open(cgroup_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        # union bpf_attr, the BPF_PROG_ATTACH part: target_fd, attach_bpf_fd, attach_type, attach_flags
+        attr = ctypes.create_string_buffer(struct.pack("=IIII", cgroup_fd, program_fd, BPF_CGROUP_DEVICE,
+                                                       BPF_F_ALLOW_MULTI), 16)
+        _bpf(BPF_PROG_ATTACH, attr, "bpf", f"BPF_PROG_ATTACH, BPF_CGROUP_DEVICE, {cgroup_dir}")
+    finally:
+        os.close(cgroup_fd)
+    trace.record(f"# bpf(BPF_PROG_ATTACH, BPF_CGROUP_DEVICE, fd {program_fd}) on {cgroup_dir}", why)
+
+
+def bpf_device_programs(cgroup_dir: str) -> list[int]:
+    """bpf(BPF_PROG_QUERY, BPF_CGROUP_DEVICE): the IDs of the device programs attached to a cgroup v2 directory.
+
+    "Obtain information about eBPF programs associated with the specified
+    attach_type hook" -- what ``bpftool cgroup list DIR`` prints.
+    """
+    import struct
+
+    ids = (ctypes.c_uint32 * 64)()  # the kernel allows at most 64 programs per hook
+    cgroup_fd = os.open(cgroup_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        # target_fd, attach_type, query_flags, attach_flags, prog_ids, prog_cnt; zeros up to 64 bytes, for the
+        # later fields that some kernels write back whatever size is passed
+        attr = ctypes.create_string_buffer(struct.pack("=IIIIQI", cgroup_fd, BPF_CGROUP_DEVICE, 0, 0,
+                                                       ctypes.addressof(ids), len(ids)), 64)
+        _bpf(BPF_PROG_QUERY, attr, "bpf", f"BPF_PROG_QUERY, BPF_CGROUP_DEVICE, {cgroup_dir}")
+    finally:
+        os.close(cgroup_fd)
+    count = struct.unpack_from("=I", attr, 24)[0]
+    trace.record(f"bpftool cgroup list {cgroup_dir}", "which device programs the cgroup has")
+    return list(ids[:count])

@@ -46,6 +46,7 @@ import struct
 import termios
 
 from minidocker import confinement, init, jsoncore, kernel, rootfs, seccomp, trace
+from minidocker.cgroups import devices
 from minidocker.errors import CannotExecute, CommandNotFound, MinidockerError
 from minidocker.kernel import (CLONE_NEWIPC, CLONE_NEWNET, CLONE_NEWNS, CLONE_NEWPID, CLONE_NEWUSER,
                                CLONE_NEWUTS)
@@ -247,6 +248,8 @@ def _container_init(record, container_dir, lower_dirs, stdio, flags, channel: Ch
                          in_user_namespace=bool(flags & CLONE_NEWUSER))
     rootfs.mount_proc(root)
     rootfs.mount_dev(root, can_mknod=not flags & CLONE_NEWUSER, private_ipc=bool(flags & CLONE_NEWIPC))
+    if host_config.get("Devices"):
+        rootfs.make_devices(root, devices.custom_devices(host_config), can_mknod=not flags & CLONE_NEWUSER)
     rootfs.mount_sys(root, read_only=not host_config.get("Privileged"))
     rootfs.bind_etc_files(root, container_dir)
     if flags & CLONE_NEWNET:

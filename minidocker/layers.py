@@ -24,10 +24,17 @@ the unpacked file" -- the same idea as Docker's tar-split.
 Layers come from strangers, so unpacking is defensive: Python's tarfile
 extraction filter (PEP 706) refuses paths that are absolute or land outside
 the target, including through a symlink unpacked earlier; this module adds
-what an image layer needs on top -- hard links must point inside, no device
-nodes, whiteout names must be plain names -- and works in a temporary
-directory renamed into place at the end, so a bad layer leaves the store as
-it was.
+what an image layer needs on top -- hard links must point inside, whiteout
+names must be plain names -- and works in a temporary directory renamed into
+place at the end, so a bad layer leaves the store as it was.
+
+Device nodes are accepted, as Docker accepts them (a debootstrapped /dev is
+full of them): a node is only a name for a number, and whether a container
+may open it is the devices cgroup's decision (cgroups/devices.py), not the
+node's.  A character device 0/0 in a tar is unpacked as it is -- which is
+what overlayfs reads as a whiteout, so it hides the lower layers' file of
+that name, exactly as under Docker's overlay2 -- and a layer written back out
+(commit, export) says so with an OCI ``.wh.`` file.
 """
 
 # hashlib and shutil are imported where they are used: `run` comes here only for layer_dir(), and
@@ -188,6 +195,7 @@ def _safe_for_a_layer(member, dest: str):
     outside `dest`, symlinks unpacked earlier included (symlink-then-write).
     Unlike it, a layer keeps its modes (setuid, sticky /tmp) and owners, and
     absolute symlinks are fine: they are resolved inside the container.
+    Device nodes are fine too (see the module's docstring).
     """
     tarfile = _tarfile()
     name = member.name
@@ -201,8 +209,7 @@ def _safe_for_a_layer(member, dest: str):
         if member.linkname.startswith("/") or ".." in member.linkname.split("/") \
                 or os.path.commonpath([target, os.path.realpath(dest)]) != os.path.realpath(dest):
             raise tarfile.LinkOutsideDestinationError(member, target)
-    if member.ischr() or member.isblk():
-        raise tarfile.SpecialFileError(member)  # a device node in an image would hand out a host device
+    # Device nodes pass: the devices cgroup, not the node, decides whether a container may open one.
     return member
 
 

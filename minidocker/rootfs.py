@@ -172,6 +172,36 @@ def mount_dev(root: str, can_mknod: bool, private_ipc: bool) -> None:
         kernel.symlink(target, f"{dev}/{name}")
 
 
+def make_devices(root: str, devices: list, can_mknod: bool) -> None:
+    """--device: each host device (cgroups/devices.HostDevice) gets its node at its path in the container.
+
+    The devices cgroup allows its number; the node only gives it a name there.
+    """
+    for device in devices:
+        target = f"{root}{os.path.normpath(device.path)}"
+        # Not yet pivoted: a symlink in the image (/x -> /etc) would lead out onto the host's tree.
+        for parent in _ancestors(target, root):
+            if os.path.islink(parent):
+                raise MinidockerError(f"--device {device.path}: {parent[len(root):]} is a symlink in the image")
+        kernel.mkdir(os.path.dirname(target))
+        if os.path.lexists(target):
+            os.unlink(target)  # (the image may have a node of that name already: the flag wins, as in Docker)
+        if can_mknod:
+            kernel.mknod(target, device.kind, device.major, device.minor, device.mode,
+                         why=f"--device: {device.path} names the host's device {device.major}:{device.minor}")
+            os.chown(target, device.uid, device.gid)
+        else:  # in a user namespace: bind the host's node, as for the defaults
+            open(target, "w").close()
+            kernel.mount(device.host_path, target, None, MS_BIND,
+                         why=f"--device: bind the host's {device.host_path} (mknod is not allowed in a user namespace)")
+
+
+def _ancestors(path: str, root: str) -> list[str]:
+    """The directories from just below `root` down to `path`'s parent."""
+    parts = os.path.relpath(path, root).split("/")[:-1]
+    return [os.path.join(root, *parts[:i + 1]) for i in range(len(parts))]
+
+
 def bind_etc_files(root: str, container_dir: str) -> None:
     """/etc/hostname, /etc/hosts, /etc/resolv.conf come from the container's directory, as in Docker."""
     for name in ETC_FILES:

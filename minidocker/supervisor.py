@@ -23,6 +23,7 @@ import sys
 import termios
 
 from minidocker import cgroups, images, jsoncore, launch, trace
+from minidocker.cgroups import devices
 from minidocker.errors import CannotExecute, CommandNotFound, Conflict, MinidockerError
 from minidocker.init import exit_status
 from minidocker.launch import Stdio
@@ -55,7 +56,8 @@ def supervise(store: Store, cid: str, attach: bool, on_started=None, on_ready=No
         remapped = host_config.get("UsernsMode") == "remap"
         lower_dirs = images.shifted_layers(image, launch.USERNS_BASE) if remapped else image.layer_dirs
         log = _open_log(record["LogPath"])  # before anything runs: a container nobody can log is not started
-        cgroup = cgroups.create(cid, limits_of(host_config), parent=host_config["CgroupParent"])
+        cgroup = cgroups.create(cid, limits_of(host_config), parent=host_config["CgroupParent"],
+                                devices=devices.rules_for(host_config))
         streams = Streams(config, attach)
         try:
             pid = launch.launch(record, container_dir, lower_dirs, cgroup, streams.container_side, on_ready,

@@ -26,7 +26,8 @@ import pytest
 from minidocker import cgroups
 from vm.cgroup2 import pytest_summary, run_in_cgroup2_vm
 
-IN_THE_VM = ["tests/test_cgroups.py", "tests/test_limits.py", "tests/test_cgroup2.py", "tests/test_pause.py"]
+IN_THE_VM = ["tests/test_cgroups.py", "tests/test_limits.py", "tests/test_cgroup2.py", "tests/test_pause.py",
+             "tests/test_devices.py"]
 VM_TIMEOUT = 540  # seconds; measured: ~100 s from boot to power-off, on 2 cores without KVM
 
 HOST_IS_PURE_V2 = cgroups.detect().version == "v2"

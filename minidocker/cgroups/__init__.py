@@ -41,9 +41,10 @@ PARENT = "minidocker"
 DRIVERS = {"v1": v1, "v2": v2}
 
 # The controllers a container's cgroup is made in; cpuacct is v1's usage meter
-# (v2 reports CPU usage in every cgroup's cpu.stat, no controller needed), and
-# freezer is v1's pause button (v2 has cgroup.freeze in every cgroup instead).
-CONTROLLERS = ("memory", "cpu", "cpuacct", "pids", "freezer")
+# (v2 reports CPU usage in every cgroup's cpu.stat, no controller needed),
+# freezer is v1's pause button (v2 has cgroup.freeze in every cgroup instead),
+# and devices v1's device allow-list (v2 attaches an eBPF program instead: see devices.py).
+CONTROLLERS = ("memory", "cpu", "cpuacct", "pids", "freezer", "devices")
 FREEZE_TIMEOUT = 5  # seconds a freeze or thaw may take before we give up
 
 # Superblock options of a v1 mount that are not controller names.
@@ -195,6 +196,20 @@ class Cgroup:
             dirs = {c: path for c, (v, path) in self.dirs.items() if v == version}
             if dirs:
                 driver.write_limits(dirs, limits)
+
+    def set_devices(self, rules: list) -> None:
+        """Let the container's processes open only the devices `rules` allow (see devices.py).
+
+        v1: the devices controller's files; v2: an eBPF program on the container's directory.
+        """
+        if "devices" in self.dirs:
+            version, path = self.dirs["devices"]
+            DRIVERS[version].set_devices(path, rules)
+        elif self.v2_path:
+            v2.set_devices(self.v2_path, rules)
+        else:  # a hybrid host with no devices hierarchy: nothing would stop container root opening the host's disks
+            raise MinidockerError("cgroup controller 'devices' is not available on this host (needed to confine "
+                                  "which devices a container may open)")
 
     def join(self, pid: int = 0) -> None:
         """Move process `pid` (0: the caller, fresh from fork) into the container's cgroup everywhere."""
@@ -360,8 +375,13 @@ class Cgroup:
                     raise  # EBUSY: another container still has its cgroup in there
 
 
-def create(container_id: str, limits: Limits, layout: Layout | None = None, parent: str = PARENT) -> Cgroup:
-    """Make the container's cgroup (<hierarchy>/<parent>/<id>) and write its limits into it."""
+def create(container_id: str, limits: Limits, layout: Layout | None = None, parent: str = PARENT,
+           devices: list | None = None) -> Cgroup:
+    """Make the container's cgroup (<hierarchy>/<parent>/<id>) and write its limits into it.
+
+    `devices`: the device allow-list (devices.rules_for()), set before any process joins;
+    None leaves the devices the parent cgroup allows.
+    """
     layout = layout or detect()
     for controller, flag in limits.needs().items():
         if layout.hierarchy(controller) is None:
@@ -371,6 +391,8 @@ def create(container_id: str, limits: Limits, layout: Layout | None = None, pare
     try:
         cgroup._make_dirs()
         cgroup._write_limits(limits)
+        if devices is not None:
+            cgroup.set_devices(devices)
     except BaseException as e:
         cgroup.destroy()  # leave nothing half-made behind
         if isinstance(e, OSError):

@@ -96,3 +96,18 @@ def freezer_state(freezer_dir: str) -> str | None:
     """"frozen", "freezing" or "thawed", from freezer.state."""
     text = _read(f"{freezer_dir}/freezer.state")
     return text.strip().lower() if text else None
+
+
+def set_devices(devices_dir: str, rules: list) -> None:
+    """Allow only `rules` (see devices.py): "a" into devices.deny, then each rule into devices.allow.
+
+    A new cgroup starts with its parent's list (the root's is "a *:* rwm"), and the
+    kernel refuses a rule its parent does not grant: a child only ever narrows.
+    """
+    if any(rule.kind == "a" for rule in rules):
+        kernel.write(f"{devices_dir}/devices.allow", "a", why="--privileged: the container may open every device")
+        return
+    kernel.write(f"{devices_dir}/devices.deny", "a",
+                 why="deny every device: open(2) and mknod(2) of a node now fail with EPERM ...")
+    for rule in rules:
+        kernel.write(f"{devices_dir}/devices.allow", str(rule), why=f"... except {rule.what}")

@@ -129,3 +129,24 @@ def freezer_state(path: str) -> str | None:
     if frozen:
         return "frozen"
     return "freezing" if (_read(f"{path}/cgroup.freeze") or "").strip() == "1" else "thawed"
+
+
+def set_devices(path: str, rules: list) -> None:
+    """Allow only `rules` (see devices.py): attach the eBPF program devicefilter.py writes for them.
+
+    With an allow-everything rule (--privileged) no program is needed: a cgroup with none
+    lets every device through.  The program stays attached until the cgroup is removed.
+    """
+    if any(rule.kind == "a" for rule in rules):
+        return
+    from minidocker.cgroups import devicefilter  # (v2 only: struct and the assembler)
+
+    program = devicefilter.assemble(rules)
+    fd = kernel.bpf_load_device_program(
+        devicefilter.encode(program),
+        why=f"an eBPF program of {len(rules)} rules: deny every device but Docker's few (and --device ones)")
+    try:
+        kernel.bpf_attach_device_program(fd, path, why="the kernel runs it before each open(2) or mknod(2) of a "
+                                                      "device node by a process in the container's cgroup")
+    finally:
+        os.close(fd)  # the attachment keeps the program alive
