@@ -24,6 +24,7 @@ from minidocker import jsoncore
 from minidocker.errors import Conflict, MinidockerError, NotFound
 
 DEFAULT_ROOT = "/var/lib/minidocker"
+REMAPPED_ROOT_GID = 100000  # --userns remap: container root's group on the host (launch.USERNS_BASE)
 
 
 def atomic_write_json(path: str, obj) -> None:
@@ -41,7 +42,11 @@ class Store:
         self.images = os.path.join(self.root, "images")
         for d in (self.root, self.containers, self.images):
             os.makedirs(d, exist_ok=True)
-            os.chmod(d, 0o711)  # traversable by a user namespace's remapped root, not listable
+            # Traversable by root and by a user namespace's remapped root (its group), by nobody else:
+            # layers and containers' upper dirs may hold device nodes, which the devices cgroup
+            # confines inside a container but nothing confines for a host user who can reach them.
+            os.chown(d, 0, REMAPPED_ROOT_GID)
+            os.chmod(d, 0o710)
         self._holder = None  # the thread that holds the lock, if one of ours does (see StoreLock)
 
     def lock(self) -> "StoreLock":

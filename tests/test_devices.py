@@ -5,6 +5,7 @@ device number; what stops it opening the host's disks is the allow-list of its
 cgroup.  These tests make such nodes and try to open them, on the real kernel.
 """
 
+import glob
 import os
 import stat
 import subprocess
@@ -242,3 +243,22 @@ def test_the_program_decides_as_the_model_for_every_rule():
     assert checked == 2 * 7 * len(numbers)
     assert devices.allowed(rules, "b", 8, 0, "m") and not devices.allowed(rules, "b", 8, 0, "r")
     assert _run_program(devicefilter.assemble(devices.ALLOW_ALL), 1, 2, 8, 0) == 1  # "a": everything
+
+
+def test_a_host_user_cannot_reach_device_nodes_in_the_store(md, tmp_path):
+    """Device nodes in layers (and in containers' upper dirs) are confined by the devices cgroup only
+    inside a container: the store itself lets no host user but root (and remapped root's group) in."""
+    from minidocker import launch, store
+
+    assert store.REMAPPED_ROOT_GID == launch.USERNS_BASE
+    tree = tmp_path / "tree"
+    (tree / "dev").mkdir(parents=True)
+    os.mknod(tree / "dev" / "open-me", 0o666 | stat.S_IFCHR, os.makedev(1, 3))  # /dev/null's numbers
+    os.chmod(tree / "dev" / "open-me", 0o666)  # (mknod's mode passes through the umask)
+    subprocess.run(["tar", "-C", str(tree), "-cf", str(tmp_path / "dev.tar"), "."], check=True)
+    md.out("import", str(tmp_path / "dev.tar"), "devs")
+    nodes = glob.glob(f"{md.root}/images/layers/*/dev/open-me")
+    assert nodes
+    as_nobody = subprocess.run([sys.executable, "-c", f"import os; os.setgid(65534); os.setuid(65534); "
+                                f"os.open({nodes[0]!r}, os.O_RDWR)"], capture_output=True, text=True)
+    assert as_nobody.returncode != 0 and "PermissionError" in as_nobody.stderr
