@@ -381,6 +381,29 @@ display(lab.table([{"call": c, "default": filtered[c], "seccomp=unconfined": unc
         lab.trace("seccomp"))
 
 # %% [markdown]
+# **Devices.** A device node is only a name for a driver of the *host's* kernel, and container root
+# may make any name (CAP_MKNOD): `mknod /tmp/disk b 8 0` is the host's first disk. What stops it is
+# the devices cgroup (`minidocker/cgroups/devices.py`): before every open(2) of a device node the kernel
+# asks the opener's cgroup. Docker's allow-list, and then the kernel's answers next to the model's:
+
+# %%
+from minidocker.cgroups import devices
+
+lab.table([{"rule (devices.allow)": str(rule), "for": rule.what} for rule in devices.DEFAULT_RULES])
+
+# %%
+NODES = {"/dev/null": ("c", 1, 3), "/dev/kvm": ("c", 10, 232), "loop0 (a disk)": ("b", 7, 0),
+         "tty1 (a console)": ("c", 4, 1)}
+script = "; ".join(f"mknod /tmp/n{i} {kind} {major} {minor} && ((exec 3<>/tmp/n{i}) 2>/dev/null && echo opened "
+                   f"|| echo refused)" for i, (kind, major, minor) in enumerate(NODES.values()))
+kernel_says = lab.run("sh", "-c", script).lines()
+model_says = ["opened" if devices.allowed(devices.DEFAULT_RULES, kind, major, minor, "rw") else "refused"
+              for kind, major, minor in NODES.values()]
+assert kernel_says == model_says  # ask the kernel, not the model: they agree
+lab.table([{"node": name, "type major:minor": f"{kind} {major}:{minor}", "the model": m, "the kernel": k}
+           for (name, (kind, major, minor)), m, k in zip(NODES.items(), model_says, kernel_says)])
+
+# %% [markdown]
 # ## `exec` is confined too, and `--privileged` lifts all of it
 #
 # `minidocker exec` does not start a container: a process joins the namespaces and the cgroup of a
