@@ -37,6 +37,11 @@ The container's start only reads those bytes and hands them to the kernel
 import errno
 import os
 
+try:
+    from _sha2 import sha256  # hashlib's built-in core: hashlib itself loads OpenSSL, 3 ms a start
+except ImportError:
+    from _sha256 import sha256  # Python < 3.12
+
 from minidocker import kernel
 from minidocker.compiled import CACHE_DIR
 from minidocker.errors import MinidockerError
@@ -280,11 +285,6 @@ def compiled_program(resolved: dict, arch: str, cache_dir: str = CACHE_DIR) -> b
     The cache key is a hash of what is compiled (the resolved rules) and of this file, the
     compiler's code.  A hit costs a stat and a read: no libseccomp, no pyseccomp.
     """
-    try:
-        from _sha2 import sha256  # hashlib's built-in core: hashlib itself loads OpenSSL, 3 ms a start
-    except ImportError:
-        from _sha256 import sha256  # Python < 3.12
-
     with open(__file__, "rb") as source:
         key = sha256(source.read() + repr((sorted(resolved.items()), arch)).encode()).hexdigest()[:16]
     path = os.path.join(cache_dir, f"seccomp-{arch}-{key}.bpf")
