@@ -16,8 +16,8 @@ import _signal as signal  # signal.py's C core: signal.py itself imports enum, ~
 import os
 import time
 
-from minidocker import (capabilities, cgroups, images, kernel, rootfs, seccomp, spec, store as store_module,
-                        supervisor, trace)
+from minidocker import (capabilities, cgroups, images, kernel, logfile, rootfs, seccomp, spec,
+                        store as store_module, supervisor, trace)
 from minidocker.cgroups import devices
 from minidocker.errors import Conflict, MinidockerError, NotFound
 from minidocker.store import NEVER, Store, now
@@ -53,6 +53,8 @@ class Options:
     devices: tuple[str, ...] = ()  # --device HOST[:CONTAINER[:PERMS]] (see cgroups/devices.py)
     security_opt: tuple[str, ...] = ()  # "no-new-privileges"
     chroot: bool = False  # change root with chroot(2) instead of pivot_root(2) (teaching mode)
+    log_driver: str = "json-file"  # or "none": no log at all
+    log_opt: tuple[str, ...] = ()  # "max-size=10m", "max-file=3": rotate the log (logfile.py)
 
     def __init__(self, **values):
         for key, value in values.items():
@@ -101,7 +103,7 @@ def create(image: str, command: list[str] | None = None, options: Options | None
                 "Name": "/" + name, "Image": img.id, "Config": config, "HostConfig": host_config,
                 "State": {"Status": "created", "Running": False, "Paused": False, "Pid": 0, "ExitCode": 0, "Error": "",
                           "OOMKilled": False, "StartedAt": NEVER, "FinishedAt": NEVER},
-                "LogPath": f"{container_dir}/container.log",
+                "LogPath": f"{container_dir}/container.log" if logfile.readable(host_config) else "",
                 "HostnamePath": f"{container_dir}/hostname", "HostsPath": f"{container_dir}/hosts",
                 "ResolvConfPath": f"{container_dir}/resolv.conf",
                 "GraphDriver": {"Name": "overlay", "Data": {
@@ -153,6 +155,7 @@ def _host_config(o: Options, store: Store) -> dict:
         "ChangeRoot": "chroot" if o.chroot else "pivot_root", "CgroupParent": cgroup_parent,
         "CapAdd": list(o.cap_add), "CapDrop": list(o.cap_drop), "Privileged": o.privileged,
         "SecurityOpt": security_opt, "Devices": device_mappings,
+        "LogConfig": logfile.log_config(o.log_driver, list(o.log_opt)),
     }
 
 
@@ -206,7 +209,8 @@ def _make_container_files(container_dir: str, record: dict) -> None:
     rootfs.write_etc_files(container_dir, record["Config"]["Hostname"], record["HostConfig"]["NetworkMode"])
     for name in rootfs.ETC_FILES:  # container root may edit them, as in Docker
         os.chown(f"{container_dir}/{name}", owner, owner)
-    open(record["LogPath"], "ab").close()
+    if record["LogPath"]:  # (--log-driver none has none)
+        open(record["LogPath"], "ab").close()
 
 
 def start(ref: str, attach: bool = False, on_ready=None, store: Store | None = None) -> int | None:
@@ -618,32 +622,26 @@ def containers(all: bool = False, store: Store | None = None) -> list[dict]:
 
 
 def logs(ref: str, store: Store | None = None) -> bytes:
-    """Everything the container wrote to stdout and stderr so far."""
-    store = _store(store)
-    entries, _ = supervisor.read_log(store.load(store.resolve(ref))["LogPath"])
-    return b"".join(data for _, data in entries)
+    """Everything the container wrote to stdout and stderr so far (in memory: the CLI streams instead)."""
+    return b"".join(data for _stream, data in follow_logs(ref, store=store))
 
 
 def follow_logs(ref: str, follow: bool = False, store: Store | None = None):
-    """Yield (stream, bytes) as the container writes them; with follow, until it stops."""
+    """Yield (stream, bytes) as the container wrote them, across the rotated files, one entry at a
+    time; with follow, also what it writes next, until it stops."""
     store = _store(store)
     cid = store.resolve(ref)
-    path = store.load(cid)["LogPath"]
-    offset = 0
-    while True:
-        entries, offset = supervisor.read_log(path, offset)
-        yield from entries
-        if not follow:
-            return
+    record = store.load(cid)
+    if not logfile.readable(record["HostConfig"]):
+        raise MinidockerError(logfile.NOT_READABLE)
+
+    def running() -> bool:
         try:
-            running = store.load(cid)["State"]["Running"]
+            return store.load(cid)["State"]["Running"]
         except MinidockerError:
-            return
-        if not running:
-            entries, offset = supervisor.read_log(path, offset)
-            yield from entries
-            return
-        time.sleep(0.05)
+            return False  # removed meanwhile
+
+    yield from logfile.entries(record["LogPath"], follow=follow, running=running)
 
 
 # -- moving images: save / load / pull / push (chapter 3) --------------------------------------

@@ -53,6 +53,8 @@ def container_flags(p: flags.Parser) -> None:
     p.add_argument("--security-opt", action="append", default=[],
                    help="no-new-privileges, seccomp=unconfined, seccomp=PROFILE.json")
     p.add_argument("--cgroup-parent", help="put the container's cgroup under this one (default: minidocker)")
+    p.add_argument("--log-driver", default="json-file", help="json-file, or none: keep no log")
+    p.add_argument("--log-opt", action="append", default=[], help="max-size=10m, max-file=3: rotate the log")
     p.add_argument("image")
     p.add_argument("command", nargs=flags.REST)  # flags end at the image: the rest is the container's
 
@@ -70,7 +72,8 @@ def _options(args):
         pids_limit=spec.parse_int(args.pids_limit, "--pids-limit", -1) if args.pids_limit else None,
         pid=args.pid, uts=args.uts, ipc=args.ipc, network=args.network, userns=args.userns, chroot=args.chroot,
         cgroup_parent=args.cgroup_parent, cap_add=args.cap_add, cap_drop=args.cap_drop,
-        privileged=args.privileged, security_opt=args.security_opt, devices=args.device)
+        privileged=args.privileged, security_opt=args.security_opt, devices=args.device,
+        log_driver=args.log_driver, log_opt=args.log_opt)
 
 
 def create_command(args, store):

@@ -1,7 +1,7 @@
 /*
  * shim.c -- what stays beside a detached container while it runs (chapter 2).
  *
- *     shim LOG PID FD:STREAM[,FD:STREAM] -- FINISH-COMMAND...
+ *     shim LOG MAX-SIZE MAX-FILE PID FD:STREAM[,FD:STREAM] -- FINISH-COMMAND...
  *
  * A detached container may run for weeks, and every one has a process beside
  * it: Docker's containerd-shim, podman's conmon, minidocker's supervisor.  So
@@ -13,7 +13,8 @@
  * 8 MB of memory (RSS); this program about 1.2 MB, most of it pages of the C
  * library that every process on the machine shares (PSS: about 0.15 MB).
  *
- * It is told where the log is (LOG), which process is the container (PID),
+ * It is told where the log is (LOG), when to rotate it (MAX-SIZE bytes, -1 for
+ * never; MAX-FILE files in all), which process is the container (PID),
  * and which of its inherited file descriptors carry the container's stdout
  * and stderr (FD:STREAM: the read ends of two pipes, or one terminal master
  * with -t).  It then:
@@ -22,9 +23,13 @@
  *     that process exits (pidfd_open(2)) -- so one poll(2) waits for output
  *     and for the exit at the same time;
  *  2. writes every chunk of output it reads to LOG as one JSON line, in the
- *     format of Docker's json-file log driver, byte for byte what
- *     supervisor._copy writes:
+ *     format of Docker's json-file log driver, byte for byte what the
+ *     supervisor writes (logfile.LogWriter):
  *         {"log": "hi\n", "stream": "stdout", "time": "2026-11-29T04:41:44.123456Z"}
+ *     and rotates LOG as LogWriter does (logfile.py tells why): before the
+ *     entry that would take LOG past MAX-SIZE, LOG.1, LOG.2 ... move up one
+ *     name, LOG becomes LOG.1 and a new, empty LOG begins -- between lines
+ *     only, so what completes a line still goes into the full file;
  *  3. once the container has exited, reads what is still buffered in the
  *     pipes (without blocking: a process that outlived it may hold them open);
  *  4. reaps it with waitpid(2), and execs FINISH-COMMAND with the wait status
@@ -54,6 +59,15 @@
 #define CHUNK 65536   /* the most one read(2) takes, and so one log line holds: as supervisor._copy */
 #define MAX_OUTPUTS 2 /* stdout and stderr (or, with -t, one terminal) */
 
+/* The log being written, and when to rotate it. */
+static struct {
+    const char *path;
+    int fd;
+    long long size, max_size; /* max_size -1: never rotate */
+    int max_files;
+    int at_line_start; /* does what the file holds end with a whole line? */
+} log_file;
+
 struct output {
     int fd;
     const char *stream; /* "stdout" or "stderr" */
@@ -73,7 +87,7 @@ static void fail(const char *what)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: shim LOG PID FD:STREAM[,FD:STREAM] -- FINISH-COMMAND...\n");
+    fprintf(stderr, "usage: shim LOG MAX-SIZE MAX-FILE PID FD:STREAM[,FD:STREAM] -- FINISH-COMMAND...\n");
     exit(125);
 }
 
@@ -208,39 +222,92 @@ static void write_all(int fd, const char *data, size_t size)
     }
 }
 
-/* Copy one chunk of an output into the log, as one line written at once; 0 at the output's end. */
-static int copy(struct output *output, int log)
+/* The entry for `size` bytes of output as one JSON line in `line`; returns its length. */
+static size_t entry(const unsigned char *data, size_t size, const char *stream)
 {
-    ssize_t size;
-    do
-        size = read(output->fd, chunk, sizeof chunk);
-    while (size < 0 && errno == EINTR);
-    if (size <= 0)
-        return 0; /* 0: end of file; EAGAIN: drained; EIO: a terminal whose other side has closed */
-
     char *end = put(line, "{\"log\": \"");
-    end = put_json_string(end, chunk, (size_t)size);
+    end = put_json_string(end, data, size);
     end = put(end, "\", \"stream\": \"");
-    end = put(end, output->stream);
+    end = put(end, stream);
     end = put(end, "\", \"time\": \"");
     end = put_timestamp(end);
     end = put(end, "\"}\n");
-    write_all(log, line, (size_t)(end - line));
+    return (size_t)(end - line);
+}
+
+static void append(size_t length, const unsigned char *data, size_t size)
+{
+    write_all(log_file.fd, line, length);
+    log_file.size += (long long)length;
+    log_file.at_line_start = data[size - 1] == '\n';
+}
+
+/* LOG.N-1 ... LOG.1 move up one name (the last is dropped), LOG becomes LOG.1, a new LOG begins. */
+static void rotate(void)
+{
+    static char from[4096 + 16], to[4096 + 16];
+    close(log_file.fd);
+    if (log_file.max_files < 2) {
+        unlink(log_file.path); /* a reader that has it open still reads it to its end */
+    } else {
+        int rotated = 1; /* how many rotated files there are now: .1, .2, ... without a gap */
+        snprintf(to, sizeof to, "%s.%d", log_file.path, rotated);
+        while (rotated < log_file.max_files - 1 && access(to, F_OK) == 0)
+            snprintf(to, sizeof to, "%s.%d", log_file.path, ++rotated);
+        for (int number = rotated; number > 1; number--) { /* renaming onto the last drops it */
+            snprintf(from, sizeof from, "%s.%d", log_file.path, number - 1);
+            snprintf(to, sizeof to, "%s.%d", log_file.path, number);
+            rename(from, to);
+        }
+        snprintf(to, sizeof to, "%s.1", log_file.path);
+        rename(log_file.path, to);
+    }
+    log_file.fd = open(log_file.path, O_WRONLY | O_APPEND | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+    log_file.size = 0; /* (if the open failed, as after rm -f, the writes fail too: we keep reading) */
+    log_file.at_line_start = 1;
+}
+
+/* Copy one chunk of an output into the log, as one line written at once; 0 at the output's end. */
+static int copy(struct output *output)
+{
+    ssize_t got;
+    do
+        got = read(output->fd, chunk, sizeof chunk);
+    while (got < 0 && errno == EINTR);
+    if (got <= 0)
+        return 0; /* 0: end of file; EAGAIN: drained; EIO: a terminal whose other side has closed */
+
+    const unsigned char *data = chunk;
+    size_t size = (size_t)got, length = entry(data, size, output->stream);
+    if (log_file.max_size > 0 && log_file.size > 0 && log_file.size + (long long)length > log_file.max_size) {
+        const unsigned char *newline = memchr(data, '\n', size);
+        if (!log_file.at_line_start && newline) { /* finish the line this file holds the start of */
+            size_t line_end = (size_t)(newline - data) + 1;
+            append(entry(data, line_end, output->stream), data, line_end);
+            data += line_end;
+            size -= line_end;
+            length = size ? entry(data, size, output->stream) : 0;
+        }
+        rotate();
+    }
+    if (size)
+        append(length, data, size);
     return 1;
 }
 
 /* ---- the arguments ---- */
 
-/* A decimal number that must be followed by `end_char`; *end is set to that character. */
-static int parse_number(const char *text, char end_char, const char **end)
+/* A decimal number from `lowest` to `highest` that must be followed by `end_char`; *end is set to that character. */
+static long long parse_number(const char *text, long long lowest, long long highest, char end_char,
+                              const char **end)
 {
     char *stop;
     errno = 0;
-    long number = strtol(text, &stop, 10);
-    if (stop == text || errno || number < 0 || number > 0x7fffffff || *stop != end_char)
+    long long number = strtoll(text, &stop, 10);
+    if (stop == text || errno || number < lowest || number > highest || *stop != end_char)
         usage();
     *end = stop;
-    return (int)number;
+    return number;
 }
 
 /* "5:stdout,7:stderr" (or "" when there is no output to read). argv is left as it is:
@@ -251,7 +318,7 @@ static int parse_outputs(const char *text, struct output outputs[MAX_OUTPUTS])
     while (*text) {
         if (count == MAX_OUTPUTS)
             usage();
-        outputs[count].fd = parse_number(text, ':', &text);
+        outputs[count].fd = (int)parse_number(text, 0, 0x7fffffff, ':', &text);
         text++;
         if (strncmp(text, "stdout", 6) == 0)
             outputs[count].stream = "stdout";
@@ -271,19 +338,24 @@ static int parse_outputs(const char *text, struct output outputs[MAX_OUTPUTS])
 
 int main(int argc, char **argv)
 {
-    if (argc < 6 || strcmp(argv[4], "--") != 0)
+    if (argc < 8 || strcmp(argv[6], "--") != 0)
         usage();
-    const char *log_path = argv[1], *rest;
-    pid_t pid = parse_number(argv[2], '\0', &rest);
+    const char *rest;
+    log_file.path = argv[1];
+    log_file.max_size = parse_number(argv[2], -1, 0x7fffffffffffffff, '\0', &rest);
+    log_file.max_files = (int)parse_number(argv[3], 1, 0x7fffffff, '\0', &rest);
+    pid_t pid = (pid_t)parse_number(argv[4], 1, 0x7fffffff, '\0', &rest);
     struct output outputs[MAX_OUTPUTS];
-    int output_count = parse_outputs(argv[3], outputs);
+    int output_count = parse_outputs(argv[5], outputs);
 
     int pidfd = (int)syscall(SYS_pidfd_open, pid, 0); /* the system call: glibc wraps it only from 2.36 */
     if (pidfd < 0)
         fail("pidfd_open");
-    int log = open(log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
-    if (log < 0)
-        fail(log_path);
+    log_file.fd = open(log_file.path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0666);
+    if (log_file.fd < 0)
+        fail(log_file.path);
+    log_file.size = lseek(log_file.fd, 0, SEEK_END); /* a container started again goes on where it stopped */
+    log_file.at_line_start = 1;
 
     /* 1, 2: copy output until the container exits. */
     int exited = 0;
@@ -304,7 +376,7 @@ int main(int argc, char **argv)
             fail("poll");
         }
         for (int i = 0; i < count; i++) /* POLLIN, or POLLHUP/POLLERR: read(2) tells which */
-            if (watched[i].revents && !copy(watched_output[i], log))
+            if (watched[i].revents && !copy(watched_output[i]))
                 watched_output[i]->open = 0;
         exited = watched[count].revents != 0;
     }
@@ -313,12 +385,12 @@ int main(int argc, char **argv)
     for (int i = 0; i < output_count; i++) {
         if (outputs[i].open) {
             fcntl(outputs[i].fd, F_SETFL, fcntl(outputs[i].fd, F_GETFL) | O_NONBLOCK);
-            while (copy(&outputs[i], log))
+            while (copy(&outputs[i]))
                 ;
         }
         close(outputs[i].fd);
     }
-    close(log);
+    close(log_file.fd);
     close(pidfd);
 
     /* 4: reap it, and become the command that records how it ended. */
@@ -328,9 +400,9 @@ int main(int argc, char **argv)
             fail("waitpid");
     char status_text[16];
     snprintf(status_text, sizeof status_text, "%d", status);
-    int finish_count = argc - 5;
+    int finish_count = argc - 7;
     char *finish[finish_count + 2];
-    memcpy(finish, argv + 5, (size_t)finish_count * sizeof *finish);
+    memcpy(finish, argv + 7, (size_t)finish_count * sizeof *finish);
     finish[finish_count] = status_text;
     finish[finish_count + 1] = NULL;
     execv(finish[0], finish);

@@ -11,7 +11,8 @@ supervisor is the same idea in one function, :func:`supervise`:
   that outlives the command, so the container keeps running after you get
   your prompt back.  Once the container runs, that daemon slims down: it
   execs the shim, a small C program (shim.c, compiled once and cached), which
-  copies the output into the log and waits; when the container exits, the
+  copies the output into the log (rotating it as logfile.py explains) and
+  waits; when the container exits, the
   shim execs this module again (``python -m minidocker.supervisor``) to record
   the exit (:func:`finish`).
 """
@@ -22,7 +23,7 @@ import select
 import sys
 import termios
 
-from minidocker import cgroups, images, jsoncore, launch, trace
+from minidocker import cgroups, images, jsoncore, launch, logfile, trace
 from minidocker.cgroups import devices
 from minidocker.errors import CannotExecute, CommandNotFound, Conflict, MinidockerError
 from minidocker.init import exit_status
@@ -55,7 +56,7 @@ def supervise(store: Store, cid: str, attach: bool, on_started=None, on_ready=No
         image = images.get(store, record["Image"])
         remapped = host_config.get("UsernsMode") == "remap"
         lower_dirs = images.shifted_layers(image, launch.USERNS_BASE) if remapped else image.layer_dirs
-        log = _open_log(record["LogPath"])  # before anything runs: a container nobody can log is not started
+        log = _open_log(record)  # before anything runs: a container nobody can log is not started
         cgroup = cgroups.create(cid, limits_of(host_config), parent=host_config["CgroupParent"],
                                 devices=devices.rules_for(host_config))
         streams = Streams(config, attach)
@@ -92,9 +93,15 @@ def supervise(store: Store, cid: str, attach: bool, on_started=None, on_ready=No
     return finish(store, cid, cgroup, status)
 
 
-def _open_log(path: str):
+def _log_path(record: dict) -> str:
+    """Where the output goes: container.log, or nowhere with --log-driver none (which has no LogPath)."""
+    return record["LogPath"] or os.devnull
+
+
+def _open_log(record: dict) -> logfile.LogWriter:
+    path = _log_path(record)
     try:
-        return open(path, "ab")
+        return logfile.LogWriter(path, *logfile.limits(record["HostConfig"]))
     except OSError as e:
         raise MinidockerError(f"cannot open the container's log {path}: {e.strerror}") from None
 
@@ -160,7 +167,9 @@ def _exec_shim(store: Store, record: dict, pid: int, outputs: dict, shim: str) -
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)  # where the finishing python finds us
     streams = ",".join(f"{fd}:{stream}" for fd, (stream, _echo) in outputs.items())
     finish_command = [sys.executable, "-S", "-m", "minidocker.supervisor", store.root, record["Id"]]
-    os.execv(shim, [shim, record["LogPath"], str(pid), streams, "--", *finish_command])
+    max_size, max_files = logfile.limits(record["HostConfig"])
+    os.execv(shim, [shim, _log_path(record), str(max_size), str(max_files), str(pid), streams, "--",
+                    *finish_command])
 
 
 def _claim(record: dict) -> None:
@@ -294,27 +303,8 @@ def _copy(fd: int, outputs: dict, log) -> bool:
             os.write(echo, data)
         except OSError:  # our reader went away (`| head`): keep logging, the container runs on
             outputs[fd] = (stream, None)
-    entry = {"log": data.decode("utf-8", "surrogateescape"), "stream": stream, "time": now()}
-    log.write(jsoncore.dumps(entry).encode() + b"\n")
-    log.flush()
+    log.write(stream, data)
     return True
-
-
-def read_log(path: str, offset: int = 0) -> tuple[list[tuple[str, bytes]], int]:
-    """Entries [(stream, bytes)] of a container log from `offset`, and the offset after them."""
-    entries = []
-    try:
-        with open(path, "rb") as f:
-            f.seek(offset)
-            for line in f:
-                if not line.endswith(b"\n"):
-                    break  # still being written
-                offset += len(line)
-                entry = jsoncore.loads(line)
-                entries.append((entry["stream"], entry["log"].encode("utf-8", "surrogateescape")))
-    except FileNotFoundError:
-        pass
-    return entries, offset
 
 
 def spawn_detached(store: Store, cid: str) -> None:

@@ -21,7 +21,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from minidocker import supervisor
+from minidocker import logfile, supervisor
 
 # Bytes a UTF-8 decoder must get right: what is text must stay text, the rest must come back as is.
 TRICKY = [
@@ -36,7 +36,8 @@ TRICKY = [
 TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")  # RFC 3339, UTC, microseconds
 
 
-def run_shim(tmp_path, payloads: dict[str, bytes], exit_code: int = 0, exit_first: bool = False) -> tuple[str, int]:
+def run_shim(tmp_path, payloads: dict[str, bytes], exit_code: int = 0, exit_first: bool = False,
+             max_size: int = -1, max_files: int = 1) -> tuple[str, int]:
     """Run the compiled shim as supervisor._exec_shim does, beside a forked "container" that writes
     `payloads` to its stdout and stderr pipes and exits; return the log's path and the wait status
     that the shim handed to its finish command.  With `exit_first`, the container has written
@@ -63,7 +64,8 @@ def run_shim(tmp_path, payloads: dict[str, bytes], exit_code: int = 0, exit_firs
                 os.close(write_end)
                 os.set_inheritable(read_end, True)
                 streams.append(f"{read_end}:{stream}")
-            os.execv(shim, [shim, str(log), str(container), ",".join(streams), "--", *finish])
+            os.execv(shim, [shim, str(log), str(max_size), str(max_files), str(container), ",".join(streams), "--",
+                            *finish])
         finally:
             os._exit(127)
     for read_end, write_end in pipes.values():
@@ -75,7 +77,7 @@ def run_shim(tmp_path, payloads: dict[str, bytes], exit_code: int = 0, exit_firs
 
 def check_log(log_path, payloads: dict[str, bytes]) -> None:
     """Each line is exactly what supervisor._copy writes for its chunk, and the chunks of each
-    stream, read back by supervisor.read_log (as `minidocker logs` does), are that stream's bytes."""
+    stream, read back by logfile.entries (as `minidocker logs` does), are that stream's bytes."""
     with open(log_path, "rb") as f:
         for line in f:
             entry = json.loads(line)
@@ -84,7 +86,7 @@ def check_log(log_path, payloads: dict[str, bytes]) -> None:
             python_line = json.dumps({"log": chunk.decode("utf-8", "surrogateescape"), "stream": entry["stream"],
                                       "time": entry["time"]}) + "\n"  # as supervisor._copy writes it
             assert line.decode("ascii") == python_line
-    entries, _ = supervisor.read_log(str(log_path))
+    entries = list(logfile.entries(str(log_path)))
     for stream, data in payloads.items():
         assert b"".join(chunk for s, chunk in entries if s == stream) == data
 
