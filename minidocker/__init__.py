@@ -17,6 +17,7 @@ Read the modules in chapter order:
     store.py       containers on disk; images.py: images, the base image
     layers.py      layers: tar in and out, whiteouts, safe unpacking  (chapters 3, 7)
     supervisor.py  the shim beside each container; shim.c: its small waiting half, in C; enter.py: exec
+    logfile.py     the container's log: json-file lines, rotated with rename(2), read as a stream
     compiled.py    the C programs (shim.c, demos/*.c): compiled once, cached by the hash of their source
     api.py         the Python API; cli.py: the command line over it (flags.py: Docker's flag grammar)
     notebook.py    the notebooks' Lab: a private state root, short cells, the trace as a table

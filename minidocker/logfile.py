@@ -32,7 +32,8 @@ output and rotates once a file has reached max-size (so each file overshoots
 by up to one line); minidocker writes one entry per read(2), up to 64 KiB,
 and rotates *before* the write that would pass max-size -- but only between
 lines: what completes the line being written still goes into the full file,
-so no file begins in the middle of a line.  And this module checks the log
+so no file begins in the middle of a line.  (A file is larger than max-size
+only when one entry alone is: 64 KiB of output is about 75 kB of JSON.)  And this module checks the log
 options when the container is created, where Docker checks their values only
 when it starts.
 """
@@ -245,18 +246,20 @@ def _open_newest_first(path: str, stop_at=None) -> list:
     as container.log comes round again as container.log.1 -- the same inode, skipped -- and
     nothing is read twice or out of order (only the oldest may be missed).
     """
-    opened, seen = [], {_identity(stop_at)} if stop_at else set()
+    stop = _identity(stop_at) if stop_at else None
+    opened, seen = [], set()
     for number in range(1_000_000):  # ends at the first name that is not there
         try:
             file = open(f"{path}.{number}" if number else path, "rb")
         except FileNotFoundError:
             break
-        if _identity(file) in seen:
+        identity = _identity(file)
+        if identity == stop or identity in seen:
             file.close()
-            if stop_at and _identity(file) == _identity(stop_at):
+            if identity == stop:
                 break  # the rest are older than what we are reading
             continue
-        seen.add(_identity(file))
+        seen.add(identity)
         opened.append(file)
     return opened
 
