@@ -72,8 +72,7 @@ def exec_in(store: Store, ref: str, command: list[str], tty: bool = False, inter
         streams.close_ours()
         error_class = {126: launch.CannotExecute, 127: launch.CommandNotFound}.get(failure["exit"], MinidockerError)
         raise error_class(failure["error"])
-    with open(os.devnull, "wb") as no_log:
-        return exit_status(supervisor.relay(pid, streams.outputs, no_log, streams.stdin_relay))
+    return exit_status(supervisor.relay(pid, streams.outputs, None, streams.stdin_relay))  # exec keeps no log
 
 
 def _enter(record: dict, config: dict, command: list[str], stdio: Stdio, channel: Channel,

@@ -252,8 +252,8 @@ class Streams:
         self.outputs.clear()  # closed once: relay() may have closed them already
 
 
-def relay(pid: int, outputs: dict, log, stdin_relay=None) -> int:
-    """Copy the container's output to the log (and the terminal) until it exits; return its wait status."""
+def relay(pid: int, outputs: dict, log: logfile.LogWriter | None, stdin_relay=None) -> int:
+    """Copy the container's output to the log (None: none) and the terminal until it exits; return its wait status."""
     pidfd = os.pidfd_open(pid)
     watched = list(outputs) + [pidfd] + ([stdin_relay[0]] if stdin_relay else [])
     saved_tty = None
@@ -303,7 +303,8 @@ def _copy(fd: int, outputs: dict, log) -> bool:
             os.write(echo, data)
         except OSError:  # our reader went away (`| head`): keep logging, the container runs on
             outputs[fd] = (stream, None)
-    log.write(stream, data)
+    if log:
+        log.write(stream, data)
     return True
 
 

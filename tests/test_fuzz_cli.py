@@ -299,12 +299,12 @@ def test_inspect_formats():
 FLAG_WORDS = ["--name", "--cidfile", "-e", "--env", "--env-file", "-w", "-u", "-h", "--hostname", "--entrypoint",
               "-t", "-i", "--rm", "--init", "-m", "--memory", "--cpus", "-c", "--cpu-shares", "--pids-limit", "--pid",
               "--uts", "--ipc", "--network", "--net", "--userns", "--chroot", "--cap-add", "--cap-drop",
-              "--privileged", "--security-opt", "--cgroup-parent", "-d", "--detach", "-a", "-f", "-q", "--no-trunc",
+              "--privileged", "--security-opt", "--cgroup-parent", "--log-opt", "--log-driver", "-d", "--detach", "-a", "-f", "-q", "--no-trunc",
               "-s", "--signal", "--time", "--format", "--explain", "--help", "-", "--", "-x", "--bogus"]
 COMMANDS_IN_PROCESS = ["create", "inspect", "ps", "rm", "rename", "kill", "stop", "wait", "logs", "images",
                        "history", "tag", "rmi", "diff", "pause", "unpause", "nosuchcommand", ""]
-WORD = st.one_of(st.sampled_from(FLAG_WORDS), st.sampled_from(["busybox", "true", "32m", "0.5", "host", "KILL"]),
-                 NEAR_MISS)
+FLAG_VALUES = ["busybox", "true", "32m", "0.5", "host", "KILL", "none", "max-size=1k", "max-file=2"]
+WORD = st.one_of(st.sampled_from(FLAG_WORDS), st.sampled_from(FLAG_VALUES), NEAR_MISS)
 
 
 def argv_strategy(commands):
