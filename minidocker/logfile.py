@@ -96,13 +96,16 @@ def _failed(why: str) -> MinidockerError:
 def parse_size(text: str) -> int:
     """'10m' -> 10000000: a number, then k, m or g (powers of 1000; 'kb', 'mib' and the like too)."""
     number, suffix = text, ""
-    while number and number[-1] not in "0123456789. ":
+    while number and number[-1] not in "0123456789. ":  # the suffix: what follows the last digit, dot or space
         number, suffix = number[:-1], number[-1] + suffix
     if not number:
         raise _failed(f"invalid size: '{text}'")
-    number, suffix = (number[:-1], suffix) if number.endswith(" ") else (number, suffix)  # "10 m"
+    if number.endswith(" "):  # "10 m"
+        number = number[:-1]
     try:
-        size = float(number) if number == number.strip() and "_" not in number else float("x")
+        if number != number.strip() or "_" in number:  # Python's float() takes these, Go's ParseFloat not
+            raise ValueError
+        size = float(number)
     except ValueError:
         raise _failed(f'strconv.ParseFloat: parsing "{number}": invalid syntax') from None
     if size < 0:
