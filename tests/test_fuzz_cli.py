@@ -299,8 +299,8 @@ def test_inspect_formats():
 FLAG_WORDS = ["--name", "--cidfile", "-e", "--env", "--env-file", "-w", "-u", "-h", "--hostname", "--entrypoint",
               "-t", "-i", "--rm", "--init", "-m", "--memory", "--cpus", "-c", "--cpu-shares", "--pids-limit", "--pid",
               "--uts", "--ipc", "--network", "--net", "--userns", "--chroot", "--cap-add", "--cap-drop",
-              "--privileged", "--security-opt", "--cgroup-parent", "--log-opt", "--log-driver", "-d", "--detach", "-a", "-f", "-q", "--no-trunc",
-              "-s", "--signal", "--time", "--format", "--explain", "--help", "-", "--", "-x", "--bogus"]
+              "--privileged", "--security-opt", "--cgroup-parent", "--log-opt", "--log-driver", "-d", "--detach",
+              "-a", "-f", "-q", "--no-trunc", "-s", "--signal", "--time", "--format", "--explain", "--help", "-", "--", "-x", "--bogus"]
 COMMANDS_IN_PROCESS = ["create", "inspect", "ps", "rm", "rename", "kill", "stop", "wait", "logs", "images",
                        "history", "tag", "rmi", "diff", "pause", "unpause", "nosuchcommand", ""]
 FLAG_VALUES = ["busybox", "true", "32m", "0.5", "host", "KILL", "none", "max-size=1k", "max-file=2"]
