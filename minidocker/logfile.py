@@ -176,15 +176,18 @@ class LogWriter:
             if self.max_files < 2:
                 os.unlink(self.path)  # a reader that has it open still reads it to its end
             else:
-                rotated = 1  # how many rotated files there are now: .1, .2, ... without a gap
+                rotated = 1  # the first free number after .1, .2 ... (at most max-file - 1, which is dropped)
                 while rotated < self.max_files - 1 and os.path.exists(f"{self.path}.{rotated}"):
                     rotated += 1
                 for number in range(rotated, 1, -1):  # the highest first: each name is free when it is needed
                     _rename_if_there(f"{self.path}.{number - 1}", f"{self.path}.{number}")
                 os.rename(self.path, f"{self.path}.1")
         except OSError:
-            pass  # (removed meanwhile, by rm -f): start a new file anyway
-        self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+            pass  # (its directory removed meanwhile, by rm -f)
+        try:
+            self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o666)
+        except OSError:  # rm -f again: what the container writes until it is killed goes nowhere
+            self.fd = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
         self.size, self.at_line_start = 0, True
 
     def close(self) -> None:

@@ -250,7 +250,7 @@ static void rotate(void)
     if (log_file.max_files < 2) {
         unlink(log_file.path); /* a reader that has it open still reads it to its end */
     } else {
-        int rotated = 1; /* how many rotated files there are now: .1, .2, ... without a gap */
+        int rotated = 1; /* the first free number after .1, .2 ... (at most MAX-FILE - 1, which is dropped) */
         snprintf(to, sizeof to, "%s.%d", log_file.path, rotated);
         while (rotated < log_file.max_files - 1 && access(to, F_OK) == 0)
             snprintf(to, sizeof to, "%s.%d", log_file.path, ++rotated);
