@@ -9,8 +9,9 @@ Read README.md in this folder first.  You may use everything imported below.
 import _signal as signal
 import os
 import time
-from minidocker import (capabilities, cgroups, images, kernel, rootfs, spec, store as store_module, supervisor,
-                        trace)
+from minidocker import (capabilities, cgroups, images, kernel, logfile, rootfs, seccomp, spec,
+                        store as store_module, supervisor, trace)
+from minidocker.cgroups import devices
 from minidocker.errors import Conflict, MinidockerError, NotFound
 from minidocker.store import NEVER, Store, now
 
