@@ -1,17 +1,14 @@
-"""The cgroup v2 tier: the cgroup tests, on a pure cgroup v2 kernel, on every run.
+"""The pure cgroup v2 tier: the cgroup and isolation tests, on a student's kind of kernel, on every run.
 
 minidocker/cgroups/v2.py is the driver that the students' machines use (they
 are pure cgroup v2), but the machine this project is developed and tested on
 is a v1 hybrid, which cannot be switched over.  So, unless the host is pure v2
 already, this test boots a small VM that is (tests/vm/cgroup2.py: QEMU, Debian's
-kernel, the host's / shared read-only) and runs these test files inside it:
-
-* tests/test_cgroups.py -- the driver against the kernel: limits written,
-  usage read, OOM kills seen, pids.max, kill_all, cgroup removal, concurrency;
-* tests/test_limits.py -- the same through the CLI: ``run -m 32m`` OOM-killed
-  with 137 and OOMKilled, --pids-limit, --cpus, the cgroup removed on exit;
-* tests/test_cgroup2.py -- v2's own rules: controllers handed down, no internal
-  processes, delegation to a child cgroup -- and that detect() says "v2" there.
+kernel, the host's / shared read-only, a fresh /run, loopback up, the host's root
+made the real root with switch_root) and runs the files of IN_THE_VM inside it:
+the cgroup tests, which need v2, and the isolation tests, which must hold on
+the kernel set-up a student has (pure v2, no v1 devices controller, nothing
+loaded or mounted by an earlier run).  Each file in the list says why it is there.
 
 On a pure v2 host those files run natively in the ordinary suite, and this
 test is skipped: a student's VM needs no QEMU.
@@ -26,9 +23,19 @@ import pytest
 from minidocker import cgroups
 from vm.cgroup2 import pytest_summary, run_in_cgroup2_vm
 
-IN_THE_VM = ["tests/test_cgroups.py", "tests/test_limits.py", "tests/test_cgroup2.py", "tests/test_pause.py",
-             "tests/test_devices.py"]
-VM_TIMEOUT = 540  # seconds; measured: ~100 s from boot to power-off, on 2 cores without KVM
+# What runs in the VM (one file a line; add a file here, and it runs on every CI run):
+IN_THE_VM = [
+    "tests/test_cgroups.py",  # the v2 driver against the kernel: limits written, usage read, OOM kills seen
+    "tests/test_limits.py",  # the same through the CLI: run -m 32m killed with 137 and OOMKilled, --pids-limit
+    "tests/test_cgroup2.py",  # v2's own rules: controllers handed down, no internal processes, delegation
+    "tests/test_pause.py",  # pause/unpause: v2's cgroup.freeze, not v1's freezer
+    "tests/test_devices.py",  # the v2 devices controller: an eBPF program, not v1's devices.allow
+    "tests/test_isolation.py",  # namespaces, seen from /proc on a kernel of a student's kind
+    "tests/test_security.py",  # capabilities, --userns remap (a user namespace needs a real, unchrooted root)
+    "tests/test_entrypoint_and_cmd.py",  # the image's ENTRYPOINT and CMD, run on a pure v2 kernel
+    "tests/test_rootfs.py",  # pivot_root: /proc/PID/root is "/", measured from the VM's real root
+]
+VM_TIMEOUT = 540  # seconds; measured: ~150 s from boot to power-off, on 2 cores without KVM
 
 HOST_IS_PURE_V2 = cgroups.detect().version == "v2"
 

@@ -54,18 +54,29 @@ CACHE_DIR = Path(os.environ.get("MINIDOCKER_VM_CACHE", "/var/cache/minidocker-vm
 # tests/vm/cgroup2.py -> the repo.  Not a fixed path: CI runs from a clone elsewhere.
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BUSYBOX = Path("/bin/busybox")  # busybox-static: it must run without a dynamic loader
-# What /init needs from the kernel's modules (modules.dep adds what these depend on):
-# virtio_pci + 9pnet_virtio + 9p to mount the host's / over virtio; overlay to write on it.
-MODULES = ("virtio_pci", "9pnet_virtio", "9p", "overlay")
+# The kernel modules the initramfs loads, each with why (modules.dep adds what they depend on;
+# one built into the kernel, listed in modules.builtin, needs no loading).  Each costs boot time
+# under TCG, so only these: anything else a test needs, the kernel loads on demand by running
+# the host's /sbin/modprobe -- which it can do once /init has switched to the host's root.
+MODULES = (
+    "virtio_pci", "9pnet_virtio", "9p",  # the host's / over virtio and 9p
+    "overlay",  # a writable layer on it, and the containers' own overlays
+    "veth",  # `ip link add ... type veth` (tests/test_security.py; chapter 5's cable)
+    "bridge", "br_netfilter",  # chapter 5's switch; br_netfilter is never loaded on demand
+    "tun",  # /dev/net/tun exists only once tun is loaded (a device, as the devices tests see it)
+    "loop",  # /dev/loop-control likewise
+)
 EXIT_MARKER = "MINIDOCKER-VM-EXIT"
 GUEST_TMPDIR = "/minidocker-vm-tmp"  # a tmpfs that /init mounts
 COMMAND_LINE_SIZE = 2048  # the x86 kernel's limit on its command line, in bytes
 
-# PID 1 of the guest.  The kernel runs it with the command line's unknown
-# NAME=value parameters in its environment: MINIDOCKER_VM_COMMAND is the
-# base64-encoded shell command to run (base64: the command line is split at spaces).
+# PID 1 of the guest, first part, in the initramfs.  The kernel runs it with the
+# command line's unknown NAME=value parameters in its environment:
+# MINIDOCKER_VM_COMMAND is the base64-encoded shell command to run (base64: the
+# command line is split at spaces).  It builds the new root, then hands PID 1 over
+# to SECOND_INIT_SCRIPT inside it with switch_root.
 INIT_SCRIPT = r"""#!/bin/busybox sh
-# PID 1 of the cgroup v2 test VM, written by tests/vm/cgroup2.py.
+# PID 1 of the cgroup v2 test VM, in the initramfs, written by tests/vm/cgroup2.py.
 /bin/busybox --install -s /bin
 export PATH=/bin
 
@@ -94,11 +105,13 @@ cd /newroot
 mount -t proc proc proc
 mount -t sysfs sysfs sys
 mount -t cgroup2 -o nsdelegate cgroup2 sys/fs/cgroup || fail "cannot mount cgroup2"
-mount -t devtmpfs devtmpfs dev
+mount --move /dev dev  # the devtmpfs, with the nodes of the modules loaded above
 mkdir -p dev/pts dev/shm dev/mqueue
 mount -t devpts -o newinstance,ptmxmode=0666,mode=620 devpts dev/pts
 mount -t tmpfs -o mode=1777 shm dev/shm
 mount -t mqueue mqueue dev/mqueue
+mount -t tmpfs -o mode=755 run run  # a fresh /run, as systemd gives (ip netns keeps its files there)
+mkdir -p run/lock run/minidocker-vm
 # A tmpfs of its own for the tests' files (the guest's TMPDIR): minidocker mounts
 # its containers' overlays in there, and an overlay's upper directory may not
 # itself lie on an overlay.  A new directory, not /tmp: a tmpfs on /tmp would
@@ -106,10 +119,31 @@ mount -t mqueue mqueue dev/mqueue
 mkdir minidocker-vm-tmp
 mount -t tmpfs -o mode=1777 tmp minidocker-vm-tmp
 
-echo "$MINIDOCKER_VM_COMMAND" | base64 -d > /command || fail "no MINIDOCKER_VM_COMMAND"
-chroot /newroot /bin/sh -c "$(cat /command)" </dev/null
+# What a booted machine has and a bare kernel does not: a name, and its loopback up
+# (down, 127.0.0.1 reaches nothing: a notebook's Jupyter kernel would never answer).
+hostname minidocker-vm
+ip link set lo up || fail "cannot bring the loopback up"
+
+echo "$MINIDOCKER_VM_COMMAND" | base64 -d > run/minidocker-vm/command || fail "no MINIDOCKER_VM_COMMAND"
+cp /second-init run/minidocker-vm/init
+umount /proc
+cd /
+# switch_root: delete the initramfs's files (they would hold RAM), move /newroot onto /
+# (mount --move), chroot there and exec the second init as PID 1.  Not a plain chroot:
+# then the overlay is the mount namespace's real root, which unshare(CLONE_NEWUSER)
+# insists on and /proc/PID/root is measured from -- and, since the kernel's own threads
+# share PID 1's root, the kernel finds /sbin/modprobe there to load a module on demand.
+exec switch_root /newroot /bin/busybox sh /run/minidocker-vm/init
+fail "switch_root"
+"""
+
+# PID 1 of the guest, second part: in the new root, after switch_root.
+SECOND_INIT_SCRIPT = r"""#!/bin/busybox sh
+# PID 1 of the cgroup v2 test VM, in the host's root, written by tests/vm/cgroup2.py.
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+/bin/sh -c "$(cat /run/minidocker-vm/command)" </dev/null
 echo "MINIDOCKER-VM-EXIT $?"
-poweroff -f
+/bin/busybox poweroff -f
 """
 
 
@@ -240,6 +274,7 @@ def build_initramfs(version: str) -> bytes:
     files = [(directory, stat.S_IFDIR | 0o755, b"")
              for directory in ("bin", "dev", "proc", "host", "scratch", "newroot", "modules")]
     files += [("init", stat.S_IFREG | 0o755, INIT_SCRIPT.encode()),
+              ("second-init", stat.S_IFREG | 0o755, SECOND_INIT_SCRIPT.encode()),
               ("bin/busybox", stat.S_IFREG | 0o755, BUSYBOX.read_bytes())]
     for number, module in enumerate(module_load_order(Path("/lib/modules") / version, MODULES)):
         code = module.read_bytes()
@@ -268,7 +303,7 @@ def _write_atomically(path: Path, data: bytes) -> None:
 def boot_files() -> tuple[Path, Path]:
     """(vmlinux, initramfs) for the newest kernel, built on first use and then cached."""
     version, vmlinuz = find_kernel()
-    recipe = hashlib.sha256(f"{INIT_SCRIPT}{MODULES}".encode()).hexdigest()[:12]  # rebuild when it changes
+    recipe = hashlib.sha256(f"{INIT_SCRIPT}{SECOND_INIT_SCRIPT}{MODULES}".encode()).hexdigest()[:12]  # rebuild when it changes
     directory = CACHE_DIR / f"{version}-{recipe}"
     vmlinux, initramfs = directory / "vmlinux", directory / "initramfs.cpio"
     if not vmlinux.exists():
@@ -305,13 +340,13 @@ def kernel_command_line(command: str) -> str:
     return line
 
 
-def qemu_command(vmlinux: Path, initramfs: Path, command_line: str) -> list[str]:
+def qemu_command(vmlinux: Path, initramfs: Path, command_line: str, memory_mb: int = 2048) -> list[str]:
     qemu = shutil.which("qemu-system-x86_64")
     if qemu is None:
         raise VMUnavailable("qemu-system-x86_64 is missing: run scripts/setup, it installs qemu-system-x86")
     # Software emulation (TCG), one host thread per virtual CPU.  Not KVM: this
     # host is itself a VM, and although it has a /dev/kvm, no guest runs on it.
-    return [qemu, "-accel", "tcg,thread=multi", "-cpu", "max", "-smp", "2", "-m", "2048",
+    return [qemu, "-accel", "tcg,thread=multi", "-cpu", "max", "-smp", "2", "-m", str(memory_mb),
             "-nodefaults", "-no-user-config", "-display", "none",
             "-serial", "stdio",  # the guest's console is QEMU's stdin and stdout
             "-no-reboot",  # a reboot (or a panic) ends QEMU instead of booting again
@@ -349,16 +384,14 @@ def _read_console(qemu: subprocess.Popen, deadline: float, echo: Callable[[str],
                 echo(text.decode(errors="replace").rstrip("\r"))
 
 
-def run_in_cgroup2_vm(pytest_args: list[str], timeout: float, env: dict[str, str] | None = None,
-                      echo: Callable[[str], None] | None = None) -> VMResult:
-    """Boot a pure cgroup v2 VM, run ``python -m pytest <pytest_args>`` in this repo there, power off.
+def run_in_vm(command: str, timeout: float, echo: Callable[[str], None] | None = None,
+              memory_mb: int = 2048) -> VMResult:
+    """Boot a pure cgroup v2 VM, run the shell `command` as root there, power off.
 
-    `env`: extra environment variables for the guest's pytest.  `echo`: called
-    with each console line as it arrives.  QEMU is killed at `timeout` seconds,
-    and then the result has exit_code None and timed_out True.
+    `echo`: called with each console line as it arrives.  QEMU is killed at
+    `timeout` seconds, and then the result has exit_code None and timed_out True.
     """
-    command_line = kernel_command_line(guest_command(pytest_args, env or {}))
-    argv = qemu_command(*boot_files(), command_line)
+    argv = qemu_command(*boot_files(), kernel_command_line(command), memory_mb=memory_mb)
     started = time.monotonic()
     qemu = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             preexec_fn=_die_with_parent)
@@ -373,6 +406,15 @@ def run_in_cgroup2_vm(pytest_args: list[str], timeout: float, env: dict[str, str
     statuses = re.findall(rf"^{EXIT_MARKER} (\d+)$", output, re.MULTILINE)
     exit_code = int(statuses[-1]) if statuses and not timed_out else None
     return VMResult(exit_code, output, time.monotonic() - started, timed_out)
+
+
+def run_in_cgroup2_vm(pytest_args: list[str], timeout: float, env: dict[str, str] | None = None,
+                      echo: Callable[[str], None] | None = None, memory_mb: int = 2048) -> VMResult:
+    """Boot a pure cgroup v2 VM, run ``python -m pytest <pytest_args>`` in this repo there, power off.
+
+    `env`: extra environment variables for the guest's pytest; the rest as :func:`run_in_vm`.
+    """
+    return run_in_vm(guest_command(pytest_args, env or {}), timeout, echo, memory_mb)
 
 
 def pytest_summary(output: str) -> str | None:
