@@ -6,6 +6,15 @@ per session.  After each test, every container the test left is removed *with
 minidocker itself* (`rm -f`), and then the kernel is checked: a mount, cgroup,
 network namespace, link or process that is still there is minidocker's leak,
 and fails the test that made it.
+
+Tests may run in parallel (scripts/test runs `pytest -n`, pytest-xdist: a
+controller and worker processes).  A test's mounts, cgroups and processes are
+found by what is its own (its tmp_path, its cgroup parent, its MINIDOCKER_ROOT),
+so they are checked after each test wherever it runs.  The host's network
+namespaces and links are one list for everybody: while other tests run beside,
+a link that appeared during a test may be another test's, so then they are
+checked once, by the controller, when every worker is done -- and a leak found
+there names the tests during which it appeared.
 """
 
 import glob
@@ -15,6 +24,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
@@ -116,10 +126,27 @@ def store_snapshot(root: str) -> dict:
 # -- leak check -----------------------------------------------------------------------
 
 
+# Set by the controller of a parallel run, for its workers and every pytest they start: the
+# directory where they leave what the controller's check at the end needs (the cgroup parents
+# they used, what appeared on the host during which test).  Set means: other tests run beside.
+PARALLEL_RUN_DIR = "MINIDOCKER_TESTS_PARALLEL_DIR"
+HOST_WIDE_KINDS = ("network namespaces", "links")  # not attributable to one test while others run
+
+
+def _report_to_the_controller(line: str) -> None:
+    """One line for the controller of a parallel run (a file per process: no interleaved writes)."""
+    directory = os.environ.get(PARALLEL_RUN_DIR)
+    if directory:
+        with open(os.path.join(directory, f"worker-{os.getpid()}.log"), "a") as f:
+            f.write(line + "\n")
+
+
 def cgroup_parent_of(tmp_path) -> str:
     """Each test's containers get cgroups under a parent of its own, so leaks are attributable."""
     name = f"minidocker-test-{abs(hash(str(tmp_path))):x}"
-    _CGROUP_PARENTS_USED.add(name)
+    if name not in _CGROUP_PARENTS_USED:
+        _CGROUP_PARENTS_USED.add(name)
+        _report_to_the_controller(f"cgroup-parent\t{name}")
     return name
 
 
@@ -149,20 +176,28 @@ def _kernel_objects(root: str | None = None, cgroup_parent: str = "minidocker",
 
 
 @pytest.fixture(autouse=True)
-def no_leaks(tmp_path):
+def no_leaks(tmp_path, request):
     """Fail the test that leaves a kernel object behind (checked after `md`'s own clean-up)."""
     parent = cgroup_parent_of(tmp_path)
     before = _kernel_objects(cgroup_parent=parent, mount_prefix=str(tmp_path))
     yield
     root = str(tmp_path / "root")  # where `md` keeps this test's state
-    leaked = {}
+    others_run_beside = bool(os.environ.get(PARALLEL_RUN_DIR))
+    leaked, appeared = {}, {}
     for attempt in range(40):  # the kernel frees a dying container's cgroups a moment after it exits
         after = _kernel_objects(root, parent, mount_prefix=str(tmp_path))
         leaked = {kind: after[kind] - before.get(kind, set()) for kind in after}
         leaked = {kind: items for kind, items in leaked.items() if items}
+        if others_run_beside:  # the controller checks these at the end; it is told what appeared when
+            appeared = {kind: leaked.pop(kind) for kind in HOST_WIDE_KINDS if kind in leaked}
         if not leaked:
-            return
+            break
         time.sleep(0.05)
+    for kind, items in appeared.items():
+        for item in items:
+            _report_to_the_controller(f"appeared\t{kind}\t{item}\t{request.node.nodeid}")
+    if not leaked:
+        return
     for pid in leaked.get("processes", ()):  # clean up so later tests start from a clean machine
         try:
             os.kill(pid, 9)
@@ -183,20 +218,47 @@ def no_leaks(tmp_path):
     pytest.fail(f"leaked: {leaked}")
 
 
+# -- order ------------------------------------------------------------------------------------
+
+
+def pytest_collection_modifyitems(config, items):
+    """The VM tier first: in a parallel run its worker boots QEMU at once, the others take the rest.
+
+    (xdist hands out the tests in this order; the VM test is the longest, so started last it would
+    be the run's tail.  The sort is stable: everything else keeps its order.)
+    """
+    items.sort(key=lambda item: item.get_closest_marker("cgroup2_vm") is None)
+
+
 # -- suite-level leak check ----------------------------------------------------------------
 #
 # The per-test check above looks where each test's own objects live.  This one looks at the
 # whole host once the session is over: a mount, cgroup, network namespace, link or process
 # that minidocker made during the run and that is still there fails the run, whichever test
-# (or fixture, or crash) left it.
+# (or fixture, or crash) left it.  In a parallel run it is the controller's, after every
+# worker is done: the workers' temporary directories lie inside the controller's, and the
+# workers have told it their cgroup parents (PARALLEL_RUN_DIR).
 
 
-def _session_objects(basetemp: str) -> dict[str, set]:
+def _reports_of_the_workers(config) -> list[list[str]]:
+    """The lines the workers of this parallel run left for the controller, split at tabs."""
+    directory = getattr(config, "_minidocker_parallel_dir", None)
+    lines = []
+    for path in glob.glob(os.path.join(directory, "worker-*.log")) if directory else ():
+        with open(path) as f:
+            lines += [line.rstrip("\n").split("\t") for line in f]
+    return lines
+
+
+def _session_objects(config) -> dict[str, set]:
     """What minidocker made for this session: found by this session's temporary directory."""
+    basetemp = config._minidocker_basetemp
     with open("/proc/self/mountinfo") as f:
         mounts = {line.split()[4] for line in f if basetemp in line}
     cgroups = set()  # (other sessions on the machine have parents of their own: not looked at)
-    for name in {"minidocker"} | _CGROUP_PARENTS_USED:
+    workers_parents = {fields[1] for fields in _reports_of_the_workers(config) if fields[0] == "cgroup-parent"}
+    default_parent = os.environ.get("MINIDOCKER_CGROUP_PARENT", "minidocker")  # what the CLI uses unless told
+    for name in {default_parent} | _CGROUP_PARENTS_USED | workers_parents:
         for parent in glob.glob(f"/sys/fs/cgroup/*/{name}") + glob.glob(f"/sys/fs/cgroup/{name}"):
             cgroups |= {parent} | {d.rstrip("/") for d in glob.glob(f"{parent}/*/")}
     processes = set()
@@ -208,30 +270,63 @@ def _session_objects(basetemp: str) -> dict[str, set]:
             continue
         if any(v.startswith(b"MINIDOCKER_ROOT=" + basetemp.encode()) for v in environ) and int(pid) != os.getpid():
             processes.add(int(pid))
-    everything = _kernel_objects()
-    return {"mounts": mounts, "cgroups": cgroups, "network namespaces": everything["network namespaces"],
-            "links": everything["links"], "processes": processes}
+    found = {"mounts": mounts, "cgroups": cgroups, "processes": processes}
+    if not config._minidocker_shares_the_host:  # else the controller of the run we are part of looks
+        everything = _kernel_objects()
+        found |= {kind: everything[kind] for kind in HOST_WIDE_KINDS}
+    return found
+
+
+def pytest_configure(config):
+    # A pytest started by a test of a parallel run (tests/test_leak_check.py starts some) shares the
+    # host with that run's other tests: the host-wide lists are not its own to check.
+    config._minidocker_shares_the_host = bool(os.environ.get(PARALLEL_RUN_DIR))
+    if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
+        # The controller of a parallel run: its workers (started after this) inherit the variable.
+        config._minidocker_parallel_dir = tempfile.mkdtemp(prefix="minidocker-parallel-")
+        os.environ[PARALLEL_RUN_DIR] = config._minidocker_parallel_dir
 
 
 def pytest_sessionstart(session):
     session.config._minidocker_basetemp = str(session.config._tmp_path_factory.getbasetemp())
-    session.config._minidocker_before = _session_objects(session.config._minidocker_basetemp)
+    session.config._minidocker_before = _session_objects(session.config)
 
 
 def pytest_sessionfinish(session, exitstatus):
     before = getattr(session.config, "_minidocker_before", None)
     if before is None or hasattr(session.config, "workerinput"):
         return
+    try:
+        leaked = _leaks_of_the_session(session.config, before)
+    finally:
+        if getattr(session.config, "_minidocker_parallel_dir", None):
+            shutil.rmtree(session.config._minidocker_parallel_dir, ignore_errors=True)
+    if leaked:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def _leaks_of_the_session(config, before: dict[str, set]) -> dict[str, list]:
+    """Report and clean up what the session left on the host (nothing: {})."""
     leaked = {}
     for attempt in range(40):  # a container killed by the last test's clean-up may take a moment to go
-        after = _session_objects(session.config._minidocker_basetemp)
+        after = _session_objects(config)
         leaked = {kind: sorted(after[kind] - before[kind]) for kind in after}
         leaked = {kind: items for kind, items in leaked.items() if items}
         if not leaked:
-            return
+            return {}
         time.sleep(0.05)
-    report = "; ".join(f"{kind}: {', '.join(map(str, items))}" for kind, items in leaked.items())
-    session.config.get_terminal_writer().line(f"\nminidocker leaked on the host after the run: {report}", red=True)
+    during = {}  # (kind, item) -> the tests during which a worker saw it appear
+    for fields in _reports_of_the_workers(config):
+        if fields[0] == "appeared":
+            during.setdefault((fields[1], fields[2]), []).append(fields[3])
+
+    def described(kind: str, item) -> str:
+        tests = during.get((kind, str(item)))
+        return f"{item} (appeared during {', '.join(tests)})" if tests else str(item)
+
+    report = "; ".join(f"{kind}: {', '.join(described(kind, item) for item in items)}"
+                       for kind, items in leaked.items())
+    config.get_terminal_writer().line(f"\nminidocker leaked on the host after the run: {report}", red=True)
     for pid in leaked.get("processes", ()):  # then clean up, so the machine is usable again
         try:
             os.kill(pid, 9)
@@ -242,4 +337,4 @@ def pytest_sessionfinish(session, exitstatus):
             os.rmdir(path)
         except OSError:
             pass
-    session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    return leaked

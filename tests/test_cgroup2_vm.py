@@ -41,6 +41,7 @@ HOST_IS_PURE_V2 = cgroups.detect().version == "v2"
 
 
 @pytest.mark.cgroup2_vm
+@pytest.mark.xdist_group("cgroup2_vm")  # a worker of its own in a parallel run (scripts/test)
 @pytest.mark.skipif(HOST_IS_PURE_V2, reason="this host is pure cgroup v2: the v2 tests "
                     f"({', '.join(IN_THE_VM)}) run natively, no VM needed")
 @pytest.mark.timeout(VM_TIMEOUT + 60)  # the helper kills QEMU at VM_TIMEOUT; this is the backstop

@@ -61,6 +61,7 @@ BUSYBOX = Path("/bin/busybox")  # busybox-static: it must run without a dynamic 
 MODULES = (
     "virtio_pci", "9pnet_virtio", "9p",  # the host's / over virtio and 9p
     "overlay",  # a writable layer on it, and the containers' own overlays
+    "virtio_net",  # eth0, a network card as a student's VM has (QEMU's user network, restricted)
     "veth",  # `ip link add ... type veth` (tests/test_security.py; chapter 5's cable)
     "bridge", "br_netfilter",  # chapter 5's switch; br_netfilter is never loaded on demand
     "tun",  # /dev/net/tun exists only once tun is loaded (a device, as the devices tests see it)
@@ -123,6 +124,10 @@ mount -t tmpfs -o mode=1777 tmp minidocker-vm-tmp
 # (down, 127.0.0.1 reaches nothing: a notebook's Jupyter kernel would never answer).
 hostname minidocker-vm
 ip link set lo up || fail "cannot bring the loopback up"
+# eth0 on QEMU's user-mode network, with QEMU's fixed addresses; restrict=on (see qemu_command)
+# lets no packet out of it, so the guest has a card, an address and a default route, and no Internet.
+ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0 && ip route add default via 10.0.2.2 \
+    || fail "cannot set up eth0"
 
 echo "$MINIDOCKER_VM_COMMAND" | base64 -d > run/minidocker-vm/command || fail "no MINIDOCKER_VM_COMMAND"
 cp /second-init run/minidocker-vm/init
@@ -351,7 +356,9 @@ def qemu_command(vmlinux: Path, initramfs: Path, command_line: str, memory_mb: i
             "-serial", "stdio",  # the guest's console is QEMU's stdin and stdout
             "-no-reboot",  # a reboot (or a panic) ends QEMU instead of booting again
             "-kernel", str(vmlinux), "-initrd", str(initramfs), "-append", command_line,
-            "-virtfs", "local,path=/,mount_tag=hostroot,security_model=passthrough,readonly=on,multidevs=remap"]
+            "-virtfs", "local,path=/,mount_tag=hostroot,security_model=passthrough,readonly=on,multidevs=remap",
+            # a network card on a user-mode network that reaches nothing outside (restrict=on)
+            "-nic", "user,model=virtio-net-pci,restrict=on"]
 
 
 def _die_with_parent() -> None:
