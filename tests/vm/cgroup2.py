@@ -15,20 +15,32 @@ How, in four steps (a function each, below):
    decompress itself -- slow under software emulation.  So we unpack vmlinux
    from the bzImage once (:func:`extract_vmlinux`).
 2. **The initramfs**: a tiny root filesystem the kernel unpacks into RAM: busybox
-   (a static shell and tools), the kernel modules we need (virtio, 9p, overlay)
-   and ``/init``, a shell script that becomes PID 1 (:data:`INIT_SCRIPT`).
+   (a static shell and tools), the kernel modules of :data:`MODULES` (virtio,
+   9p, overlay, a network card, veth, bridge, tun, loop) and ``/init``, a shell
+   script that becomes PID 1 (:data:`INIT_SCRIPT`).
 3. **No disk**: QEMU shares the host's ``/`` with the guest over 9p (a
    file-sharing protocol over virtio), read-only.  /init lays a RAM-backed
    overlay on top so the guest can write, mounts cgroup2 -- and no v1
-   hierarchy -- on ``/sys/fs/cgroup``, chroots in and runs the test command.  The
-   repo, its venv and busybox are at the same paths as on the host.
-4. **The result**: /init prints ``MINIDOCKER-VM-EXIT <status>`` on the serial
-   console, which is QEMU's stdout, then powers the VM off.
+   hierarchy -- on ``/sys/fs/cgroup``, brings the loopback and eth0 up, and
+   *switches root* into it: busybox's ``switch_root`` moves the overlay onto
+   ``/`` and execs :data:`SECOND_INIT_SCRIPT` there as PID 1, which runs the test
+   command.  Not a chroot: a chrooted process may not make a user namespace
+   (``--userns remap``), and the kernel loads a missing module on demand with
+   the ``/sbin/modprobe`` it finds in PID 1's root.  The repo, its venv and
+   busybox are at the same paths as on the host.
+4. **The result**: the second init prints ``MINIDOCKER-VM-EXIT <status>`` on the
+   serial console, which is QEMU's stdout, then powers the VM off.
 
 Steps 1 and 2 are cached in /var/cache/minidocker-vm/<kernel version>-<recipe>/.
 Without KVM (this host is itself a VM) QEMU emulates the CPU in software
-(TCG), and the guest runs Python ~16x slower: run only the tests that
-need cgroup v2 in it.
+(TCG), and the guest runs Python ~16x slower: run in it the tests that need
+cgroup v2 or a student's kind of kernel (tests/test_cgroup2_vm.py lists them).
+
+As a command, it runs any test file in the VM on demand; the notebooks need
+more memory and time than the default (see :func:`main`)::
+
+    .venv/bin/python tests/vm/cgroup2.py --notebooks
+    .venv/bin/python tests/vm/cgroup2.py tests/test_union.py -k overlay
 """
 
 import base64
@@ -428,3 +440,41 @@ def pytest_summary(output: str) -> str | None:
     """pytest's closing line, e.g. "27 passed in 151.20s (0:02:31)", from the guest's output."""
     lines = re.findall(r"^=*\s*(\d+ \w+.* in [\d.]+s\b.*?)\s*=*$", output, re.MULTILINE)
     return lines[-1] if lines else None
+
+
+# -- as a command: any test file in the VM, on demand ------------------------------------
+
+
+NOTEBOOKS = ["-q", "-rfEs", "tests/test_notebooks.py"]  # --notebooks: every notebook, cell by cell
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``.venv/bin/python tests/vm/cgroup2.py [--notebooks] [--memory MiB] [--timeout S] [pytest args]``
+
+    Boots the VM, runs pytest with the given arguments there (e.g. a test file the
+    ordinary suite runs on the host only) and prints the guest's console as it goes,
+    then pytest's summary and the wall time.  Exits with the guest pytest's status.
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Run pytest in the pure cgroup v2 VM (as root).")
+    parser.add_argument("--notebooks", action="store_true",
+                        help="run tests/test_notebooks.py: every notebook, with Jupyter kernels in the VM")
+    parser.add_argument("--memory", type=int, help="the VM's memory in MiB (default 2048, 4096 with --notebooks)")
+    parser.add_argument("--timeout", type=float, help="seconds before QEMU is killed (default 600, 1500 with --notebooks)")
+    options, pytest_args = parser.parse_known_args(argv)
+    if options.notebooks:
+        pytest_args = NOTEBOOKS + pytest_args
+    if not pytest_args:
+        parser.error("say what to run: --notebooks, or pytest's arguments (e.g. tests/test_limits.py)")
+    memory = options.memory or (4096 if options.notebooks else 2048)  # each Jupyter kernel is a Python of its own
+    timeout = options.timeout or (1500 if options.notebooks else 600)  # under TCG a notebook takes minutes
+    result = run_in_cgroup2_vm(pytest_args, timeout=timeout, env={"MINIDOCKER_EXPECT_CGROUP": "v2"},
+                               echo=print, memory_mb=memory)
+    print(f"cgroup v2 VM: {pytest_summary(result.output) or 'no pytest summary'} "
+          f"(boot to power-off {result.seconds:.0f} s{', killed at the timeout' if result.timed_out else ''})")
+    return 1 if result.exit_code is None else result.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
