@@ -17,11 +17,12 @@ Only this tier: ``scripts/test -m cgroup2_vm``; all but it: ``scripts/test -m "n
 """
 
 import re
+import shlex
 
 import pytest
 
 from minidocker import cgroups
-from vm.cgroup2 import pytest_summary, run_in_cgroup2_vm
+from vm.cgroup2 import pytest_summary, run_in_cgroup2_vm, run_in_vm
 
 # What runs in the VM (one file a line; add a file here, and it runs on every CI run):
 IN_THE_VM = [
@@ -65,3 +66,39 @@ def outcome_counts(summary: str | None) -> dict[str, int]:
     """"26 passed, 1 skipped in 151.20s" -> {"passed": 26, "skipped": 1}."""
     found = re.findall(r"(\d+) (\w+)", (summary or "").split(" in ")[0])
     return {outcome: int(number) for number, outcome in found}
+
+
+# What a student's machine has, asked of the VM in one boot: a line per fact, each "NAME=value".
+STUDENT_MACHINE_PROBE = r"""
+fstypes() { awk '{ for (i = 7; $i != "-"; i++); print $5, $(i + 1) }' /proc/self/mountinfo; }  # mount point, type
+echo "root=$(fstypes | awk '$1 == "/" { print $2 }')"
+echo "cgroup_v1_mounts=$(fstypes | awk '$2 == "cgroup"' | wc -l)"
+unshare --user true && echo "user_namespace=ok"
+echo "proc_root=$(sh -c 'readlink /proc/$$/root')"
+ip -o link show lo | grep -q 'UP' && echo "loopback=up"
+ip -o -4 addr show eth0 | grep -q 'inet ' && echo "eth0=address"
+ip route | grep -q '^default ' && echo "default_route=yes"
+ip link add mdprobe0 type veth peer name mdprobe1 && echo "veth=ok"
+test -c /dev/net/tun && echo "tun=device"
+test -d /proc/sys/net/bridge && echo "br_netfilter=loaded"
+nft add table ip mdprobe && nft add chain ip mdprobe post '{ type nat hook postrouting priority 100; }' \
+    && nft add rule ip mdprobe post masquerade && echo "nft_masquerade=ok"
+iptables -t nat -A POSTROUTING -s 172.31.0.0/16 -j MASQUERADE && echo "iptables_masquerade=ok"
+"""
+
+
+@pytest.mark.cgroup2_vm
+@pytest.mark.xdist_group("cgroup2_vm")
+@pytest.mark.skipif(HOST_IS_PURE_V2, reason="this host is pure cgroup v2: no VM needed")
+@pytest.mark.timeout(300)
+def test_the_vm_is_a_student_kind_of_machine():
+    """The VM is what the tests in it need: its root the real root of its mount namespace (not a
+    chroot, which unshare(CLONE_NEWUSER) refuses), cgroup2 alone, loopback and eth0 up, and the
+    network modules there -- loaded at boot or, once PID 1's root is the host's, on demand."""
+    result = run_in_vm(f"sh -c {shlex.quote(STUDENT_MACHINE_PROBE)}", timeout=240)
+    assert result.exit_code is not None, result.output
+    facts = dict(re.findall(r"^(\w+)=(.*)$", result.output, re.MULTILINE))
+    assert facts == {"root": "overlay", "cgroup_v1_mounts": "0", "user_namespace": "ok", "proc_root": "/",
+                     "loopback": "up", "eth0": "address", "default_route": "yes", "veth": "ok",
+                     "tun": "device", "br_netfilter": "loaded", "nft_masquerade": "ok",
+                     "iptables_masquerade": "ok"}, result.output
