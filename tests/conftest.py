@@ -230,6 +230,24 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda item: item.get_closest_marker("cgroup2_vm") is None)
 
 
+# -- lines shown at the end ------------------------------------------------------------------
+#
+# A test's own prints are lost when it passes on an xdist worker; a test that has a line for the
+# log even then (the VM tier: its guest's summary) records it as the property "shown_at_the_end".
+
+_SHOWN_AT_THE_END: list[str] = []
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "call":  # (in a parallel run, the controller sees the workers' reports here)
+        _SHOWN_AT_THE_END.extend(value for name, value in report.user_properties if name == "shown_at_the_end")
+
+
+def pytest_terminal_summary(terminalreporter):
+    for line in _SHOWN_AT_THE_END:
+        terminalreporter.write_line(line)
+
+
 # -- suite-level leak check ----------------------------------------------------------------
 #
 # The per-test check above looks where each test's own objects live.  This one looks at the
