@@ -64,3 +64,21 @@ def test_ambiguous_prefix_is_refused(md):
     shared = next(c for c in first_chars if first_chars.count(c) > 1)
     result = md("inspect", shared)
     assert result.returncode == 125 and "multiple IDs found" in result.stderr
+
+
+def test_an_env_file_must_be_a_regular_file_of_at_most_16_mib(md, tmp_path):
+    import os
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)  # nobody ever writes: reading it would wait forever
+    big = tmp_path / "big.env"
+    big.write_bytes(b"K=v\n" * ((16 << 20) // 4 + 1))
+    small = tmp_path / "ok.env"
+    small.write_bytes(b"# a comment\r\nGREETING=hi\r\n\nOTHER=x")
+    for path, message in [(fifo, "is not a regular file"), ("/dev/zero", "is not a regular file"),
+                          (big, "is larger than 16 MiB, minidocker's limit"), (tmp_path, "is not a regular file")]:
+        result = md("run", "--rm", "--env-file", str(path), "busybox", "true", timeout=20)
+        assert result.returncode == 125 and message in result.stderr, result.stderr
+        assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert md.out("run", "--rm", "--env-file", str(small), "busybox", "sh", "-c", 'echo "$GREETING $OTHER"') == "hi x"
+    assert md.out("ps", "-aq") == ""
