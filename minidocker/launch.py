@@ -57,12 +57,22 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 class Channel:
-    """One message (a small JSON object) per datagram, over a SOCK_SEQPACKET socketpair.
+    """One message (a JSON object) per datagram, over a SOCK_SEQPACKET socketpair.
 
     A forked process's explain-trace steps are not sent one by one: each message
     carries the steps recorded since the last one ("steps"), and the receiver
     adopts them -- a container start is then a handful of messages, not sixty.
+
+    A datagram is received whole or cut (the rest is lost), so the receiver
+    must know how big one can be: MESSAGE_MAX.  A bigger message (a
+    command line of a megabyte, in the trace of its execve) travels in a
+    memfd(2), an anonymous file in memory, whose descriptor goes along with
+    a one-byte datagram, LARGE.  One datagram either way, so messages that
+    two processes send at once on the same socket never interleave.
     """
+
+    MESSAGE_MAX = 65536
+    LARGE = b"@"  # a JSON object begins with "{": this datagram's message is in the first descriptor passed
 
     def __init__(self, sock):
         self.sock = sock
@@ -83,7 +93,20 @@ class Channel:
     def _send(self, message: dict, ancillary: list) -> None:
         if self.carries_trace:
             message["steps"] = [step.as_list() for step in trace.take()]
-        self.sock.sendmsg([jsoncore.dumps(message).encode()], ancillary)
+        data = jsoncore.dumps(message).encode()
+        if len(data) <= self.MESSAGE_MAX:
+            self.sock.sendmsg([data], ancillary)
+            return
+        memfd = os.memfd_create("minidocker-message", os.MFD_CLOEXEC)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(memfd, view):]
+            os.lseek(memfd, 0, os.SEEK_SET)
+            fds = struct.pack("i", memfd) + b"".join(passed for _level, _kind, passed in ancillary)
+            self.sock.sendmsg([self.LARGE], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fds)])
+        finally:
+            os.close(memfd)  # the receiver has its own copy of the descriptor now
 
     def flush_trace(self) -> None:
         """Send the steps recorded so far now (before a fork or an exec would lose or copy them)."""
@@ -91,13 +114,23 @@ class Channel:
             self.send()
 
     def recv(self) -> dict | None:
-        data, ancillary, _flags, _addr = self.sock.recvmsg(65536, _socket.CMSG_SPACE(struct.calcsize("i")))
+        int_size = struct.calcsize("i")
+        data, ancillary, flags, _addr = self.sock.recvmsg(self.MESSAGE_MAX, _socket.CMSG_SPACE(2 * int_size))
         if not data:
             return None
-        message = jsoncore.loads(data)
-        for level, kind, fds in ancillary:
+        fds = []
+        for level, kind, passed in ancillary:
             if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
-                message["fd"], = struct.unpack("i", fds[:struct.calcsize("i")])
+                fds += [fd for fd, in struct.iter_unpack("i", passed[:len(passed) - len(passed) % int_size])]
+        if flags & (_socket.MSG_TRUNC | _socket.MSG_CTRUNC):  # cannot happen between two minidockers
+            raise MinidockerError("internal error: a message between minidocker's processes was cut")
+        if data == self.LARGE:
+            memfd = fds.pop(0)
+            with os.fdopen(memfd, "rb") as f:
+                data = f.read()
+        message = jsoncore.loads(data)
+        if fds:
+            message["fd"] = fds[0]
         for step in message.pop("steps", []):
             trace.adopt(step)
         return message
@@ -173,6 +206,10 @@ def launch(record: dict, container_dir: str, lower_dirs: list[str], cgroup, stdi
     except BaseException:
         parent.close()  # init sees the socket close and gives up
         if init_pid:
+            try:  # it may have exec'd already: then it would not look at the socket, and we would wait forever
+                kernel.kill(init_pid, 9, why="minidocker failed while starting the container: stop it")
+            except OSError:
+                pass
             _reap(init_pid)
         raise
     finally:

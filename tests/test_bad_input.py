@@ -82,3 +82,15 @@ def test_an_env_file_must_be_a_regular_file_of_at_most_16_mib(md, tmp_path):
         assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     assert md.out("run", "--rm", "--env-file", str(small), "busybox", "sh", "-c", 'echo "$GREETING $OTHER"') == "hi x"
     assert md.out("ps", "-aq") == ""
+
+
+def test_a_command_line_of_200_kib_runs_in_the_foreground_and_detached(md):
+    words = ["a" * 100_000, "b" * 100_000]  # one argument may be at most 128 KiB (execve(2), MAX_ARG_STRLEN)
+    result = md("run", "--rm", "busybox", "echo", *words, timeout=30)
+    assert result.returncode == 0 and result.stdout == " ".join(words) + "\n", result.stderr[-300:]
+    md.out("run", "-d", "--name", "big", "busybox", "echo", *words, timeout=30)
+    md.wait_for(lambda: md.inspect("big", "{{.State.Status}}") == "exited", what="the detached echo to end")
+    assert md.inspect("big", "{{.State.ExitCode}}") == "0"
+    assert md.out("logs", "big") == " ".join(words)
+    md.out("rm", "big")
+    assert md.out("ps", "-aq") == ""
