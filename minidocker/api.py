@@ -136,8 +136,8 @@ def _host_config(o: Options, store: Store) -> dict:
         spec.parse_hostname(o.hostname)
     if o.hostname and o.uts == "host":
         raise MinidockerError("conflicting options: --hostname and --uts host")
-    if o.name is not None and not store_module.valid_name(o.name):
-        raise MinidockerError(f"Invalid container name ({o.name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+    if o.name is not None:
+        store_module.check_container_name(o.name)
     cgroup_parent = o.cgroup_parent or os.environ.get("MINIDOCKER_CGROUP_PARENT") or cgroups.PARENT
     if not store_module.valid_name(cgroup_parent):
         raise MinidockerError(f"invalid value {cgroup_parent!r} for --cgroup-parent: one name, [a-zA-Z0-9_.-]")
@@ -453,8 +453,7 @@ def _kill_until_supervisor_done(store: Store, cid: str, timeout: float = 10) -> 
 
 def rename(ref: str, new_name: str, store: Store | None = None) -> None:
     store = _store(store)
-    if not store_module.valid_name(new_name):
-        raise MinidockerError(f"Invalid container name ({new_name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+    store_module.check_container_name(new_name)
     cid = store.resolve(ref)
     with store.lock():
         store.check_name_free(new_name)
@@ -524,7 +523,7 @@ def commit(ref: str, repository: str | None = None, message: str = "", changes: 
                                          if k in ("Env", "Cmd", "Entrypoint", "WorkingDir", "User") and v}}
     runtime = images.apply_changes(runtime, list(changes))  # a bad --change fails before anything is stored
     if repository:
-        images.normalize(repository)
+        images.tag_name(repository)
     shift = launch.USERNS_BASE if record["HostConfig"].get("UsernsMode") == "remap" else 0
     freeze = pause and record["State"]["Running"] and not record["State"].get("Paused") \
         and supervisor.supervisor_alive(record)
@@ -568,7 +567,7 @@ def import_image(source, repository: str | None = None, message: str = "", chang
     trace.take()
     runtime = images.apply_changes({}, list(changes))
     if repository:
-        images.normalize(repository)
+        images.tag_name(repository)
     if isinstance(source, str):
         try:
             stream = open(source, "rb")

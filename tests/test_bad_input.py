@@ -25,6 +25,10 @@ CASES = [
     (["inspect", "-f", "{{.Nope}}", "nosuch"], 125, "No such container"),
     (["kill", "-s", "SIGNOPE", "nosuch"], 1, "No such container"),
     ([], 125, "required"),
+    (["run", "--name", "ab" * 32, "busybox", "true"], 125, "64 hex digits are read as a container ID"),
+    (["rename", "keeper", "0123456789abcdef" * 4], 125, "64 hex digits are read as a container ID"),
+    (["tag", "busybox", "a@sha256:" + "0" * 64], 125, "refusing to create a tag with a digest reference"),
+    (["commit", "keeper", "snap@sha256:" + "0" * 64], 125, "refusing to create a tag with a digest reference"),
 ]
 
 
@@ -94,3 +98,16 @@ def test_a_command_line_of_200_kib_runs_in_the_foreground_and_detached(md):
     assert md.out("logs", "big") == " ".join(words)
     md.out("rm", "big")
     assert md.out("ps", "-aq") == ""
+
+
+def test_a_refused_tag_or_name_stores_nothing(md):
+    def repositories():
+        return [line.split()[:2] for line in md.out("images").splitlines()]
+
+    before = repositories()
+    assert md("tag", "busybox", "a@sha256:" + "0" * 64).returncode == 125
+    assert repositories() == before == [["REPOSITORY", "TAG"], ["busybox", "latest"]]
+    cid = md.out("create", "busybox", "true")
+    assert md("create", "--name", cid, "busybox", "true").returncode == 125  # another container's full ID
+    assert md("rename", cid, cid).returncode == 125
+    assert md.out("ps", "-aq", "--no-trunc") == cid and md.inspect(cid, "{{.Id}}") == cid
