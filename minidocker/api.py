@@ -102,7 +102,10 @@ def create(image: str, command: list[str] | None = None, options: Options | None
                 "Id": cid, "Created": now(), "Path": command_line[0], "Args": command_line[1:],
                 "Name": "/" + name, "Image": img.id, "Config": config, "HostConfig": host_config,
                 "State": {"Status": "created", "Running": False, "Paused": False, "Pid": 0, "ExitCode": 0, "Error": "",
-                          "OOMKilled": False, "StartedAt": NEVER, "FinishedAt": NEVER},
+                          "OOMKilled": False, "StartedAt": NEVER, "FinishedAt": NEVER,
+                          # who created it: `run` starts it next, and prune must leave it alone until then
+                          "CreatorPid": os.getpid(),
+                          "CreatorStartTime": supervisor.process_start_time(os.getpid())},
                 "LogPath": f"{container_dir}/container.log" if logfile.readable(host_config) else "",
                 "HostnamePath": f"{container_dir}/hostname", "HostsPath": f"{container_dir}/hosts",
                 "ResolvConfPath": f"{container_dir}/resolv.conf",
@@ -474,13 +477,22 @@ def prune(store: Store | None = None) -> list[str]:
             except MinidockerError:  # no record (create was killed), or one damaged by hand
                 store.delete(cid)
                 removed.append(cid)
-    for record in store.records():
-        if _supervisor_alive(record):
-            continue  # running, or being started right now
-        _mark_lost(store, record["Id"])  # a cgroup or processes a killed minidocker left behind
-        store.delete(record["Id"])
-        removed.append(record["Id"])
+        # Under the lock too: a start claims its container under it (supervisor._claim), so what is
+        # found stopped here stays stopped until it is gone.
+        for record in store.records():
+            if _supervisor_alive(record) or _creator_alive(record):
+                continue  # running, being started right now, or created by a `run` about to start it
+            _mark_lost(store, record["Id"])  # a cgroup or processes a killed minidocker left behind
+            store.delete(record["Id"])
+            removed.append(record["Id"])
     return removed
+
+
+def _creator_alive(record: dict) -> bool:
+    """Is the command that created the container (`run`, between its create and its start) still running?"""
+    state = record["State"]
+    pid = state.get("CreatorPid")
+    return bool(pid) and supervisor.process_start_time(pid) == state.get("CreatorStartTime")
 
 
 # -- images and the union filesystem (chapter 7) ---------------------------------------------------
