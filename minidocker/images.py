@@ -352,6 +352,9 @@ def _delete_image(store: Store, image: Image) -> list[str]:
 
 def prune(store: Store, all: bool = False) -> list[str]:
     """docker image prune: delete untagged images no container uses (all=True: every unused image)."""
+    from minidocker import layers
+
+    layers.sweep_incoming(store)  # and what killed imports, loads and pulls left
     report = []
     for image_id in image_ids(store):
         image = get(store, image_id)

@@ -95,6 +95,7 @@ def register_layer(store, tar_fileobj, expected_diff_id: str | None = None) -> s
 
     layers = os.path.join(store.images, "layers")
     os.makedirs(layers, exist_ok=True)
+    sweep_incoming(store)
     work = os.path.join(layers, f".incoming-{os.getpid()}-{os.urandom(4).hex()}")
     os.mkdir(work, 0o700)
     try:
@@ -123,6 +124,40 @@ def register_layer(store, tar_fileobj, expected_diff_id: str | None = None) -> s
         raise BadLayer(f"cannot store layer: {e}") from None
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def sweep_incoming(store) -> list[str]:
+    """Delete the work directories that killed registrations left: ``.incoming-PID-*`` whose PID is gone.
+
+    A registration removes its own work directory on every error, but not
+    when it is killed (SIGKILL runs no cleanup).  kill(2) with signal 0
+    sends nothing and only asks whether the process exists: ESRCH, "no such
+    process", means the directory is nobody's any more.
+    """
+    layers = os.path.join(store.images, "layers")
+    try:
+        names = os.listdir(layers)
+    except FileNotFoundError:
+        return []
+    swept = []
+    for name in names:
+        owner = name.split("-")[1] if name.startswith(".incoming-") and name.count("-") >= 2 else ""
+        if not owner.isdigit() or _process_exists(int(owner)):
+            continue  # not a work directory, or a registration still under way
+        remove_tree(os.path.join(layers, name))
+        trace.record(f"rm -rf {layers}/{name}", f"process {owner} was killed while it registered a layer")
+        swept.append(name)
+    return swept
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, only not ours
+    return True
 
 
 def _spool(fileobj, path: str) -> str:
