@@ -268,7 +268,12 @@ def _intermediate(record, container_dir, lower_dirs, cgroup, stdio, channel: Cha
         kernel.set_identity(0, 0, why="become root of the new user namespace (host uid 100000)")
     kernel.unshare(flags & ~CLONE_NEWUSER, why="new namespaces; the next child is PID 1 of the new PID namespace")
     channel.flush_trace()  # the child would inherit a copy of them
-    init_pid = os.fork()
+    try:
+        init_pid = os.fork()
+    except BlockingIOError:  # EAGAIN: we are in the cgroup already, and its pids.max is reached
+        raise MinidockerError(f"fork: resource temporarily unavailable: --pids-limit "
+                              f"{record['HostConfig'].get('PidsLimit')} leaves no room for the container's "
+                              f"init (minidocker needs 2 processes to start one)") from None
     if init_pid:
         channel.send(pid=init_pid)
         os._exit(0)
@@ -306,8 +311,7 @@ def _container_init(record, container_dir, lower_dirs, stdio, flags, channel: Ch
     env = _environment(config, home)
     workdir = config.get("WorkingDir") or "/"
     if workdir != "/":
-        kernel.mkdir(workdir, why="-w: the working directory is created if the image lacks it")
-        kernel.chdir(workdir)
+        enter_working_directory(workdir)
     _attach_stdio(stdio)
     confinement.confine(host_config, uid, gid, seccomp_program)
     argv = [record["Path"]] + record["Args"]
@@ -352,6 +356,30 @@ def _attach_stdio(stdio: Stdio) -> None:
         fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
 
+def enter_working_directory(workdir: str) -> None:
+    """-w: create the directory if the image lacks it, and go there; one line saying why when that fails."""
+    try:
+        kernel.mkdir(workdir, why="-w: the working directory is created if the image lacks it")
+    except FileExistsError:  # the name is taken by something that is not a directory
+        raise MinidockerError(f'chdir to cwd ("{workdir}") set in config.json failed: not a directory') from None
+    except OSError as e:
+        raise MinidockerError(f"mkdir {e.filename or workdir}: {os.strerror(e.errno).lower()}") from None
+    try:
+        kernel.chdir(workdir)
+    except OSError as e:
+        raise MinidockerError(f'chdir to cwd ("{workdir}") set in config.json failed: '
+                              f"{os.strerror(e.errno).lower()}") from None
+
+
+ID_MAX = 2**31 - 1  # Docker's range for -u's numbers; the kernel's IDs are 32 bits, and 2**32-1 means "none"
+
+
+def _checked_id(number: str) -> int:
+    if int(number) > ID_MAX:
+        raise MinidockerError(f"uids and gids must be in range 0-{ID_MAX}")
+    return int(number)
+
+
 def lookup_user(spec: str) -> tuple[int, int, str]:
     """-u name|uid[:group|gid] -> (uid, gid, home), read from the container's own /etc/passwd."""
     user, _, group = spec.partition(":")
@@ -359,17 +387,17 @@ def lookup_user(spec: str) -> tuple[int, int, str]:
     if user:
         entry = _find_entry("/etc/passwd", user)
         if entry:
-            uid, gid, home = int(entry[2]), int(entry[3]), entry[5]
+            uid, gid, home = _checked_id(entry[2]), _checked_id(entry[3]), entry[5]
         elif user.isdigit():
-            uid, gid, home = int(user), 0, "/"
+            uid, gid, home = _checked_id(user), 0, "/"
         else:
             raise MinidockerError(f"unable to find user {user}: no matching entries in passwd file")
     if group:
         entry = _find_entry("/etc/group", group)
         if entry:
-            gid = int(entry[2])
+            gid = _checked_id(entry[2])
         elif group.isdigit():
-            gid = int(group)
+            gid = _checked_id(group)
         else:
             raise MinidockerError(f"unable to find group {group}: no matching entries in group file")
     return uid, gid, home

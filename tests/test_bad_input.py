@@ -26,6 +26,14 @@ CASES = [
     (["kill", "-s", "SIGNOPE", "nosuch"], 1, "No such container"),
     ([], 125, "required"),
     (["run", "--name", "ab" * 32, "busybox", "true"], 125, "64 hex digits are read as a container ID"),
+    (["run", "-u", "4294967295", "busybox", "true"], 125, "uids and gids must be in range 0-2147483647"),
+    (["run", "-u", "99999999999", "busybox", "true"], 125, "uids and gids must be in range 0-2147483647"),
+    (["run", "-u", "0:4294967295", "busybox", "true"], 125, "uids and gids must be in range 0-2147483647"),
+    (["run", "-w", "/etc/passwd", "busybox", "true"], 125,
+     'chdir to cwd ("/etc/passwd") set in config.json failed: not a directory'),
+    (["run", "-w", "/bin/sh/x", "busybox", "true"], 125, "mkdir /bin/sh/x: not a directory"),
+    (["run", "--pids-limit", "1", "busybox", "true"], 125,
+     "fork: resource temporarily unavailable: --pids-limit 1 leaves no room for the container's init"),
     (["rename", "keeper", "0123456789abcdef" * 4], 125, "64 hex digits are read as a container ID"),
     (["tag", "busybox", "a@sha256:" + "0" * 64], 125, "refusing to create a tag with a digest reference"),
     (["commit", "keeper", "snap@sha256:" + "0" * 64], 125, "refusing to create a tag with a digest reference"),
@@ -111,3 +119,13 @@ def test_a_refused_tag_or_name_stores_nothing(md):
     assert md("create", "--name", cid, "busybox", "true").returncode == 125  # another container's full ID
     assert md("rename", cid, cid).returncode == 125
     assert md.out("ps", "-aq", "--no-trunc") == cid and md.inspect(cid, "{{.Id}}") == cid
+
+
+def test_an_image_with_its_own_old_root_still_runs_and_keeps_it(md):
+    """pivot_root(2) needs an empty directory for the host's tree; /.old_root may be the image's own file or dir."""
+    md.out("run", "--name", "f", "busybox", "sh", "-c", "echo mine > /.old_root")
+    md.out("commit", "f", "oldroot:file")
+    md.out("run", "--name", "d", "busybox", "sh", "-c", "mkdir /.old_root && echo mine > /.old_root/x")
+    md.out("commit", "d", "oldroot:dir")
+    assert md.out("run", "--rm", "oldroot:file", "cat", "/.old_root") == "mine"
+    assert md.out("run", "--rm", "oldroot:dir", "sh", "-c", "cat /.old_root/x; ls -a / | grep -c old_root") == "mine\n1"
