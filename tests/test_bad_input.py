@@ -129,3 +129,12 @@ def test_an_image_with_its_own_old_root_still_runs_and_keeps_it(md):
     md.out("commit", "d", "oldroot:dir")
     assert md.out("run", "--rm", "oldroot:file", "cat", "/.old_root") == "mine"
     assert md.out("run", "--rm", "oldroot:dir", "sh", "-c", "cat /.old_root/x; ls -a / | grep -c old_root") == "mine\n1"
+
+
+def test_exec_in_a_working_directory_that_is_not_one_says_so(md):
+    md.out("run", "-d", "--name", "w", "busybox", "sleep", "60")
+    for workdir, reason in [("/nonexist", "no such file or directory"), ("/etc/passwd", "not a directory")]:
+        result = md("exec", "-w", workdir, "w", "true")
+        assert result.returncode == 125 and result.stderr == \
+            f'minidocker: chdir to cwd ("{workdir}") set in config.json failed: {reason}\n'
+    assert md.out("exec", "-w", "/tmp", "w", "pwd") == "/tmp"
