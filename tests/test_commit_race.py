@@ -61,7 +61,7 @@ def stored_bytes(root: str) -> list[bytes]:
     return found
 
 
-def test_a_file_swapped_for_a_symlink_during_commit_never_puts_the_host_file_in_a_layer(md, tmp_path):
+def test_a_file_swapped_for_a_symlink_during_commit_or_export_never_copies_the_host_file(md, tmp_path):
     secret = os.urandom(16).hex().encode()  # 32 bytes, exactly as long as the container's own files
     marker = tmp_path / "host-secret"
     marker.write_bytes(secret)
@@ -81,10 +81,13 @@ def test_a_file_swapped_for_a_symlink_during_commit_never_puts_the_host_file_in_
     meddler.start()
     try:
         deadline, commits = time.monotonic() + 30, 0
+        exported = tmp_path / "c.tar"
         while commits < 20 and time.monotonic() < deadline:
             result = md("commit", "--pause=false", "c", f"snap:{commits}")
             assert result.returncode == 0, result.stderr
             assert "Traceback" not in result.stderr
+            assert md("export", "-o", str(exported), "c").returncode == 0
+            assert secret not in exported.read_bytes(), "export copied the host file"
             commits += 1
     finally:
         meddler.stop.set()
