@@ -71,8 +71,12 @@ def _store(store: Store | None) -> Store:
 
 
 def create(image: str, command: list[str] | None = None, options: Options | None = None,
-           store: Store | None = None, **option_values) -> str:
-    """docker create: write the container's record and files; start nothing. Returns the ID."""
+           store: Store | None = None, starting: bool = False, **option_values) -> str:
+    """docker create: write the container's record and files; start nothing. Returns the ID.
+
+    `starting` (from run): this process starts the container next; until its start claims it,
+    the record names this process as its creator, and prune leaves it alone.
+    """
     store = _store(store)
     o = options or Options(**option_values)
     host_config = _host_config(o, store)  # every flag is checked before anything is written
@@ -102,10 +106,7 @@ def create(image: str, command: list[str] | None = None, options: Options | None
                 "Id": cid, "Created": now(), "Path": command_line[0], "Args": command_line[1:],
                 "Name": "/" + name, "Image": img.id, "Config": config, "HostConfig": host_config,
                 "State": {"Status": "created", "Running": False, "Paused": False, "Pid": 0, "ExitCode": 0, "Error": "",
-                          "OOMKilled": False, "StartedAt": NEVER, "FinishedAt": NEVER,
-                          # who created it: `run` starts it next, and prune must leave it alone until then
-                          "CreatorPid": os.getpid(),
-                          "CreatorStartTime": supervisor.process_start_time(os.getpid())},
+                          "OOMKilled": False, "StartedAt": NEVER, "FinishedAt": NEVER},
                 "LogPath": f"{container_dir}/container.log" if logfile.readable(host_config) else "",
                 "HostnamePath": f"{container_dir}/hostname", "HostsPath": f"{container_dir}/hosts",
                 "ResolvConfPath": f"{container_dir}/resolv.conf",
@@ -113,6 +114,9 @@ def create(image: str, command: list[str] | None = None, options: Options | None
                     "LowerDir": ":".join(reversed(img.layer_dirs)), "UpperDir": f"{container_dir}/upper",
                     "WorkDir": f"{container_dir}/work", "MergedDir": f"{container_dir}/rootfs"}},
             }
+            if starting:  # who is about to start it (see supervisor._claim, which takes these out)
+                record["State"].update(CreatorPid=os.getpid(),
+                                       CreatorStartTime=supervisor.process_start_time(os.getpid()))
             _make_container_files(container_dir, record)
             store.save(record)
     except BaseException:
@@ -237,7 +241,7 @@ def run(image: str, command: list[str] | None = None, options: Options | None = 
     """docker run = create + start. Returns (container ID, exit code or None when detached)."""
     store = _store(store)
     trace.take()
-    cid = create(image, command, options, store=store, **option_values)
+    cid = create(image, command, options, store=store, starting=True, **option_values)
     o = options or Options(**option_values)
     try:
         if detach:

@@ -589,7 +589,7 @@ def _add_entry(tar, fd: int, st, relpath: str, reproducible: bool, uid_shift: in
 
 
 def _tarinfo(tar, st, arcname: str, fd: int):
-    """The tar header for a file whose stat is `st`: what tarfile.gettarinfo builds, from our fstat instead of its lstat."""
+    """The tar header for a file whose stat is `st`: what tarfile.gettarinfo builds, from our fstat, not its lstat."""
     import stat
 
     tarfile = _tarfile()
@@ -643,7 +643,7 @@ def _group_name(gid: int) -> str:
 
 
 class _Exactly:
-    """A file read as exactly `size` bytes, the size its tar header announced: zeros past its end, nothing past `size`."""
+    """A file read as exactly `size` bytes, as its tar header announced: zeros past its end, nothing past `size`."""
 
     def __init__(self, fileobj, size: int):
         self.fileobj, self.left = fileobj, size
