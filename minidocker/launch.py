@@ -301,6 +301,7 @@ def _container_init(record, container_dir, lower_dirs, stdio, flags, channel: Ch
     if host_config.get("ChangeRoot") == "chroot":
         rootfs.chroot_into(root)
     else:
+        _check_put_old_is_free(root)
         rootfs.pivot_into(root)
     if not host_config.get("Privileged"):
         rootfs.mask_host_paths()
@@ -354,6 +355,19 @@ def _attach_stdio(stdio: Stdio) -> None:
         os.dup2(fd, target)
     if stdio.tty:
         fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+def _check_put_old_is_free(root: str) -> None:
+    """pivot_into makes /.old_root, an empty directory, for the host's tree: an image may have put something there."""
+    path = f"{root}/.old_root"
+    if os.path.islink(path) or (os.path.lexists(path) and not os.path.isdir(path)):
+        kind = "a symbolic link" if os.path.islink(path) else "a file"
+    elif os.path.isdir(path) and os.listdir(path):
+        kind = "a directory that is not empty"
+    else:
+        return
+    raise MinidockerError(f"the image's /.old_root is {kind}: pivot_root(2) needs that name for an empty "
+                          f"directory (run it with --chroot, or remove /.old_root from the image)")
 
 
 def enter_working_directory(workdir: str) -> None:

@@ -489,6 +489,7 @@ def write_tar(root: str, out, reproducible: bool = False, skip=lambda relpath: F
 
 def _tar_directory(tar, dir_fd: int, reldir: str, reproducible: bool, skip, uid_shift: int) -> None:
     """Add the entries of the directory open as `dir_fd` (sorted by name), then each subdirectory's, in turn."""
+    import errno
     import stat
 
     subdirectories = []
@@ -512,16 +513,13 @@ def _tar_directory(tar, dir_fd: int, reldir: str, reproducible: bool, skip, uid_
         except (FileNotFoundError, NotADirectoryError):
             continue
         except OSError as e:
-            if e.errno == _ELOOP:
+            if e.errno == errno.ELOOP:  # open(2), O_NOFOLLOW: "the trailing component ... is a symbolic link"
                 continue
             raise
         try:
             _tar_directory(tar, child_fd, relpath, reproducible, skip, uid_shift)
         finally:
             os.close(child_fd)
-
-
-_ELOOP = 40  # open(2) with O_NOFOLLOW: "the trailing component (the final component of pathname) is a symbolic link"
 
 
 def _open_entry(dir_fd: int, name: str):

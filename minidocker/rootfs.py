@@ -212,22 +212,11 @@ def bind_etc_files(root: str, container_dir: str) -> None:
 def pivot_into(root: str) -> None:
     """Make `root` the root mount and detach the host's tree entirely."""
     kernel.chdir(root)
-    put_old = _put_old(root)
-    kernel.pivot_root(root, f"{root}/{put_old}", why="the container's tree becomes the root mount")
+    kernel.mkdir(f"{root}/.old_root", 0o700)
+    kernel.pivot_root(root, f"{root}/.old_root", why="the container's tree becomes the root mount")
     kernel.chdir("/")
-    kernel.umount(f"/{put_old}", MNT_DETACH, why="detach the host's tree: nothing of it stays reachable")
-    kernel.rmdir(f"/{put_old}")
-
-
-def _put_old(root: str) -> str:
-    """The empty directory pivot_root(2) moves the host's tree to: /.old_root, unless the image has its own there."""
-    path = f"{root}/.old_root"
-    if os.path.lexists(path) and (os.path.islink(path) or not os.path.isdir(path) or os.listdir(path)):
-        name = f".old_root-{os.urandom(4).hex()}"  # a file, a link or a full directory of the image's: leave it be
-    else:
-        name = ".old_root"
-    kernel.mkdir(f"{root}/{name}", 0o700)
-    return name
+    kernel.umount("/.old_root", MNT_DETACH, why="detach the host's tree: nothing of it stays reachable")
+    kernel.rmdir("/.old_root")
 
 
 def chroot_into(root: str) -> None:

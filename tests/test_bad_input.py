@@ -121,14 +121,19 @@ def test_a_refused_tag_or_name_stores_nothing(md):
     assert md.out("ps", "-aq", "--no-trunc") == cid and md.inspect(cid, "{{.Id}}") == cid
 
 
-def test_an_image_with_its_own_old_root_still_runs_and_keeps_it(md):
-    """pivot_root(2) needs an empty directory for the host's tree; /.old_root may be the image's own file or dir."""
+def test_an_image_with_its_own_old_root_is_refused_in_one_line_and_runs_with_chroot(md):
+    """pivot_root(2) needs an empty directory for the host's tree, /.old_root: the image's own file or dir is refused."""
     md.out("run", "--name", "f", "busybox", "sh", "-c", "echo mine > /.old_root")
     md.out("commit", "f", "oldroot:file")
     md.out("run", "--name", "d", "busybox", "sh", "-c", "mkdir /.old_root && echo mine > /.old_root/x")
     md.out("commit", "d", "oldroot:dir")
-    assert md.out("run", "--rm", "oldroot:file", "cat", "/.old_root") == "mine"
-    assert md.out("run", "--rm", "oldroot:dir", "sh", "-c", "cat /.old_root/x; ls -a / | grep -c old_root") == "mine\n1"
+    for image, kind in [("oldroot:file", "a file"), ("oldroot:dir", "a directory that is not empty")]:
+        result = md("run", "--rm", image, "true")
+        assert result.returncode == 125 and result.stderr == (
+            f"minidocker: the image's /.old_root is {kind}: pivot_root(2) needs that name for an empty directory "
+            f"(run it with --chroot, or remove /.old_root from the image)\n")
+    assert md.out("run", "--rm", "--chroot", "oldroot:dir", "cat", "/.old_root/x") == "mine"
+    assert md.out("run", "--rm", "busybox", "sh", "-c", "ls -a / | grep -c old_root || true") == "0"
 
 
 def test_exec_in_a_working_directory_that_is_not_one_says_so(md):
