@@ -71,8 +71,12 @@ def _store(store: Store | None) -> Store:
 
 
 def create(image: str, command: list[str] | None = None, options: Options | None = None,
-           store: Store | None = None, **option_values) -> str:
-    """docker create: write the container's record and files; start nothing. Returns the ID."""
+           store: Store | None = None, starting: bool = False, **option_values) -> str:
+    """docker create: write the container's record and files; start nothing. Returns the ID.
+
+    `starting` (from run): this process starts the container next; until its start claims it,
+    the record names this process as its creator, and prune leaves it alone.
+    """
     store = _store(store)
     o = options or Options(**option_values)
     host_config = _host_config(o, store)  # every flag is checked before anything is written
@@ -110,6 +114,9 @@ def create(image: str, command: list[str] | None = None, options: Options | None
                     "LowerDir": ":".join(reversed(img.layer_dirs)), "UpperDir": f"{container_dir}/upper",
                     "WorkDir": f"{container_dir}/work", "MergedDir": f"{container_dir}/rootfs"}},
             }
+            if starting:  # who is about to start it (see supervisor._claim, which takes these out)
+                record["State"].update(CreatorPid=os.getpid(),
+                                       CreatorStartTime=supervisor.process_start_time(os.getpid()))
             _make_container_files(container_dir, record)
             store.save(record)
     except BaseException:
@@ -136,8 +143,8 @@ def _host_config(o: Options, store: Store) -> dict:
         spec.parse_hostname(o.hostname)
     if o.hostname and o.uts == "host":
         raise MinidockerError("conflicting options: --hostname and --uts host")
-    if o.name is not None and not store_module.valid_name(o.name):
-        raise MinidockerError(f"Invalid container name ({o.name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+    if o.name is not None:
+        store_module.check_container_name(o.name)
     cgroup_parent = o.cgroup_parent or os.environ.get("MINIDOCKER_CGROUP_PARENT") or cgroups.PARENT
     if not store_module.valid_name(cgroup_parent):
         raise MinidockerError(f"invalid value {cgroup_parent!r} for --cgroup-parent: one name, [a-zA-Z0-9_.-]")
@@ -234,7 +241,7 @@ def run(image: str, command: list[str] | None = None, options: Options | None = 
     """docker run = create + start. Returns (container ID, exit code or None when detached)."""
     store = _store(store)
     trace.take()
-    cid = create(image, command, options, store=store, **option_values)
+    cid = create(image, command, options, store=store, starting=True, **option_values)
     o = options or Options(**option_values)
     try:
         if detach:
@@ -453,8 +460,7 @@ def _kill_until_supervisor_done(store: Store, cid: str, timeout: float = 10) -> 
 
 def rename(ref: str, new_name: str, store: Store | None = None) -> None:
     store = _store(store)
-    if not store_module.valid_name(new_name):
-        raise MinidockerError(f"Invalid container name ({new_name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+    store_module.check_container_name(new_name)
     cid = store.resolve(ref)
     with store.lock():
         store.check_name_free(new_name)
@@ -475,13 +481,22 @@ def prune(store: Store | None = None) -> list[str]:
             except MinidockerError:  # no record (create was killed), or one damaged by hand
                 store.delete(cid)
                 removed.append(cid)
-    for record in store.records():
-        if _supervisor_alive(record):
-            continue  # running, or being started right now
-        _mark_lost(store, record["Id"])  # a cgroup or processes a killed minidocker left behind
-        store.delete(record["Id"])
-        removed.append(record["Id"])
+        # Under the lock too: a start claims its container under it (supervisor._claim), so what is
+        # found stopped here stays stopped until it is gone.
+        for record in store.records():
+            if _supervisor_alive(record) or _creator_alive(record):
+                continue  # running, being started right now, or created by a `run` about to start it
+            _mark_lost(store, record["Id"])  # a cgroup or processes a killed minidocker left behind
+            store.delete(record["Id"])
+            removed.append(record["Id"])
     return removed
+
+
+def _creator_alive(record: dict) -> bool:
+    """Is the command that created the container (`run`, between its create and its start) still running?"""
+    state = record["State"]
+    pid = state.get("CreatorPid")
+    return bool(pid) and supervisor.process_start_time(pid) == state.get("CreatorStartTime")
 
 
 # -- images and the union filesystem (chapter 7) ---------------------------------------------------
@@ -524,7 +539,7 @@ def commit(ref: str, repository: str | None = None, message: str = "", changes: 
                                          if k in ("Env", "Cmd", "Entrypoint", "WorkingDir", "User") and v}}
     runtime = images.apply_changes(runtime, list(changes))  # a bad --change fails before anything is stored
     if repository:
-        images.normalize(repository)
+        images.tag_name(repository)
     shift = launch.USERNS_BASE if record["HostConfig"].get("UsernsMode") == "remap" else 0
     freeze = pause and record["State"]["Running"] and not record["State"].get("Paused") \
         and supervisor.supervisor_alive(record)
@@ -568,7 +583,7 @@ def import_image(source, repository: str | None = None, message: str = "", chang
     trace.take()
     runtime = images.apply_changes({}, list(changes))
     if repository:
-        images.normalize(repository)
+        images.tag_name(repository)
     if isinstance(source, str):
         try:
             stream = open(source, "rb")

@@ -98,7 +98,11 @@ def _enter(record: dict, config: dict, command: list[str], stdio: Stdio, channel
         os._exit(exit_status(status))
     uid, gid, home = launch.lookup_user(config["User"])
     env = launch._environment(config, home)
-    kernel.chdir(config["WorkingDir"])
+    try:
+        kernel.chdir(config["WorkingDir"])
+    except OSError as e:  # exec does not create it (Docker's exec neither)
+        raise MinidockerError(f'chdir to cwd ("{config["WorkingDir"]}") set in config.json failed: '
+                              f"{os.strerror(e.errno).lower()}") from None
     launch._attach_stdio(stdio)
     confinement.confine(record["HostConfig"], uid, gid, seccomp_program, privileged_exec=privileged)
     launch.exec_command(launch.find_executable(command[0], env), command, env, channel)

@@ -34,6 +34,16 @@ def normalize(reference: str) -> str:
     return references.parse(reference).familiar
 
 
+def tag_name(reference: str) -> str:
+    """normalize() for a name about to be given to an image: a digest names content, it cannot be given."""
+    from minidocker import reference as references
+
+    parsed = references.parse(reference)
+    if parsed.digest:
+        raise MinidockerError("refusing to create a tag with a digest reference")
+    return parsed.familiar
+
+
 class Image:
     """An image in the store: its ID, config and the directories of its layers (bottom first)."""
 
@@ -272,6 +282,7 @@ def shifted_layers(image: Image, uid: int) -> list[str]:
 
 def tag(store: Store, source: str, target: str) -> str:
     """docker tag: one more name for the same image (only repositories.json changes)."""
+    tag_name(target)
     image = get(store, source)
     add_image_tags(store, image.id, [target])
     return image.id
@@ -341,6 +352,9 @@ def _delete_image(store: Store, image: Image) -> list[str]:
 
 def prune(store: Store, all: bool = False) -> list[str]:
     """docker image prune: delete untagged images no container uses (all=True: every unused image)."""
+    from minidocker import layers
+
+    layers.sweep_incoming(store)  # and what killed imports, loads and pulls left
     report = []
     for image_id in image_ids(store):
         image = get(store, image_id)

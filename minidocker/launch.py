@@ -57,12 +57,22 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
 class Channel:
-    """One message (a small JSON object) per datagram, over a SOCK_SEQPACKET socketpair.
+    """One message (a JSON object) per datagram, over a SOCK_SEQPACKET socketpair.
 
     A forked process's explain-trace steps are not sent one by one: each message
     carries the steps recorded since the last one ("steps"), and the receiver
     adopts them -- a container start is then a handful of messages, not sixty.
+
+    A datagram is received whole or cut (the rest is lost), so the receiver
+    must know how big one can be: MESSAGE_MAX.  A bigger message (a
+    command line of a megabyte, in the trace of its execve) travels in a
+    memfd(2), an anonymous file in memory, whose descriptor goes along with
+    a one-byte datagram, LARGE.  One datagram either way, so messages that
+    two processes send at once on the same socket never interleave.
     """
+
+    MESSAGE_MAX = 65536
+    LARGE = b"@"  # a JSON object begins with "{": this datagram's message is in the first descriptor passed
 
     def __init__(self, sock):
         self.sock = sock
@@ -83,7 +93,20 @@ class Channel:
     def _send(self, message: dict, ancillary: list) -> None:
         if self.carries_trace:
             message["steps"] = [step.as_list() for step in trace.take()]
-        self.sock.sendmsg([jsoncore.dumps(message).encode()], ancillary)
+        data = jsoncore.dumps(message).encode()
+        if len(data) <= self.MESSAGE_MAX:
+            self.sock.sendmsg([data], ancillary)
+            return
+        memfd = os.memfd_create("minidocker-message", os.MFD_CLOEXEC)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(memfd, view):]
+            os.lseek(memfd, 0, os.SEEK_SET)
+            fds = struct.pack("i", memfd) + b"".join(passed for _level, _kind, passed in ancillary)
+            self.sock.sendmsg([self.LARGE], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, fds)])
+        finally:
+            os.close(memfd)  # the receiver has its own copy of the descriptor now
 
     def flush_trace(self) -> None:
         """Send the steps recorded so far now (before a fork or an exec would lose or copy them)."""
@@ -91,13 +114,23 @@ class Channel:
             self.send()
 
     def recv(self) -> dict | None:
-        data, ancillary, _flags, _addr = self.sock.recvmsg(65536, _socket.CMSG_SPACE(struct.calcsize("i")))
+        int_size = struct.calcsize("i")
+        data, ancillary, flags, _addr = self.sock.recvmsg(self.MESSAGE_MAX, _socket.CMSG_SPACE(2 * int_size))
         if not data:
             return None
-        message = jsoncore.loads(data)
-        for level, kind, fds in ancillary:
+        fds = []
+        for level, kind, passed in ancillary:
             if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
-                message["fd"], = struct.unpack("i", fds[:struct.calcsize("i")])
+                fds += [fd for fd, in struct.iter_unpack("i", passed[:len(passed) - len(passed) % int_size])]
+        if flags & (_socket.MSG_TRUNC | _socket.MSG_CTRUNC):  # cannot happen between two minidockers
+            raise MinidockerError("internal error: a message between minidocker's processes was cut")
+        if data == self.LARGE:
+            memfd = fds.pop(0)
+            with os.fdopen(memfd, "rb") as f:
+                data = f.read()
+        message = jsoncore.loads(data)
+        if fds:
+            message["fd"] = fds[0]
         for step in message.pop("steps", []):
             trace.adopt(step)
         return message
@@ -173,6 +206,10 @@ def launch(record: dict, container_dir: str, lower_dirs: list[str], cgroup, stdi
     except BaseException:
         parent.close()  # init sees the socket close and gives up
         if init_pid:
+            try:  # it may have exec'd already: then it would not look at the socket, and we would wait forever
+                kernel.kill(init_pid, 9, why="minidocker failed while starting the container: stop it")
+            except OSError:
+                pass
             _reap(init_pid)
         raise
     finally:
@@ -231,7 +268,12 @@ def _intermediate(record, container_dir, lower_dirs, cgroup, stdio, channel: Cha
         kernel.set_identity(0, 0, why="become root of the new user namespace (host uid 100000)")
     kernel.unshare(flags & ~CLONE_NEWUSER, why="new namespaces; the next child is PID 1 of the new PID namespace")
     channel.flush_trace()  # the child would inherit a copy of them
-    init_pid = os.fork()
+    try:
+        init_pid = os.fork()
+    except BlockingIOError:  # EAGAIN: we are in the cgroup already, and its pids.max is reached
+        raise MinidockerError(f"fork: resource temporarily unavailable: --pids-limit "
+                              f"{record['HostConfig'].get('PidsLimit')} leaves no room for the container's "
+                              f"init (minidocker needs 2 processes to start one)") from None
     if init_pid:
         channel.send(pid=init_pid)
         os._exit(0)
@@ -259,6 +301,7 @@ def _container_init(record, container_dir, lower_dirs, stdio, flags, channel: Ch
     if host_config.get("ChangeRoot") == "chroot":
         rootfs.chroot_into(root)
     else:
+        _check_put_old_is_free(root)
         rootfs.pivot_into(root)
     if not host_config.get("Privileged"):
         rootfs.mask_host_paths()
@@ -269,8 +312,7 @@ def _container_init(record, container_dir, lower_dirs, stdio, flags, channel: Ch
     env = _environment(config, home)
     workdir = config.get("WorkingDir") or "/"
     if workdir != "/":
-        kernel.mkdir(workdir, why="-w: the working directory is created if the image lacks it")
-        kernel.chdir(workdir)
+        enter_working_directory(workdir)
     _attach_stdio(stdio)
     confinement.confine(host_config, uid, gid, seccomp_program)
     argv = [record["Path"]] + record["Args"]
@@ -315,6 +357,43 @@ def _attach_stdio(stdio: Stdio) -> None:
         fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
 
+def _check_put_old_is_free(root: str) -> None:
+    """pivot_into makes /.old_root, an empty directory, for the host's tree: an image may have put something there."""
+    path = f"{root}/.old_root"
+    if os.path.islink(path) or (os.path.lexists(path) and not os.path.isdir(path)):
+        kind = "a symbolic link" if os.path.islink(path) else "a file"
+    elif os.path.isdir(path) and os.listdir(path):
+        kind = "a directory that is not empty"
+    else:
+        return
+    raise MinidockerError(f"the image's /.old_root is {kind}: pivot_root(2) needs that name for an empty "
+                          f"directory (run it with --chroot, or remove /.old_root from the image)")
+
+
+def enter_working_directory(workdir: str) -> None:
+    """-w: create the directory if the image lacks it, and go there; one line saying why when that fails."""
+    try:
+        kernel.mkdir(workdir, why="-w: the working directory is created if the image lacks it")
+    except FileExistsError:  # the name is taken by something that is not a directory
+        raise MinidockerError(f'chdir to cwd ("{workdir}") set in config.json failed: not a directory') from None
+    except OSError as e:
+        raise MinidockerError(f"mkdir {e.filename or workdir}: {os.strerror(e.errno).lower()}") from None
+    try:
+        kernel.chdir(workdir)
+    except OSError as e:
+        raise MinidockerError(f'chdir to cwd ("{workdir}") set in config.json failed: '
+                              f"{os.strerror(e.errno).lower()}") from None
+
+
+ID_MAX = 2**31 - 1  # Docker's range for -u's numbers; the kernel's IDs are 32 bits, and 2**32-1 means "none"
+
+
+def _checked_id(number: str) -> int:
+    if int(number) > ID_MAX:
+        raise MinidockerError(f"uids and gids must be in range 0-{ID_MAX}")
+    return int(number)
+
+
 def lookup_user(spec: str) -> tuple[int, int, str]:
     """-u name|uid[:group|gid] -> (uid, gid, home), read from the container's own /etc/passwd."""
     user, _, group = spec.partition(":")
@@ -322,17 +401,17 @@ def lookup_user(spec: str) -> tuple[int, int, str]:
     if user:
         entry = _find_entry("/etc/passwd", user)
         if entry:
-            uid, gid, home = int(entry[2]), int(entry[3]), entry[5]
+            uid, gid, home = _checked_id(entry[2]), _checked_id(entry[3]), entry[5]
         elif user.isdigit():
-            uid, gid, home = int(user), 0, "/"
+            uid, gid, home = _checked_id(user), 0, "/"
         else:
             raise MinidockerError(f"unable to find user {user}: no matching entries in passwd file")
     if group:
         entry = _find_entry("/etc/group", group)
         if entry:
-            gid = int(entry[2])
+            gid = _checked_id(entry[2])
         elif group.isdigit():
-            gid = int(group)
+            gid = _checked_id(group)
         else:
             raise MinidockerError(f"unable to find group {group}: no matching entries in group file")
     return uid, gid, home

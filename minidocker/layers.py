@@ -95,6 +95,7 @@ def register_layer(store, tar_fileobj, expected_diff_id: str | None = None) -> s
 
     layers = os.path.join(store.images, "layers")
     os.makedirs(layers, exist_ok=True)
+    sweep_incoming(store)
     work = os.path.join(layers, f".incoming-{os.getpid()}-{os.urandom(4).hex()}")
     os.mkdir(work, 0o700)
     try:
@@ -123,6 +124,40 @@ def register_layer(store, tar_fileobj, expected_diff_id: str | None = None) -> s
         raise BadLayer(f"cannot store layer: {e}") from None
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def sweep_incoming(store) -> list[str]:
+    """Delete the work directories that killed registrations left: ``.incoming-PID-*`` whose PID is gone.
+
+    A registration removes its own work directory on every error, but not
+    when it is killed (SIGKILL runs no cleanup).  kill(2) with signal 0
+    sends nothing and only asks whether the process exists: ESRCH, "no such
+    process", means the directory is nobody's any more.
+    """
+    layers = os.path.join(store.images, "layers")
+    try:
+        names = os.listdir(layers)
+    except FileNotFoundError:
+        return []
+    swept = []
+    for name in names:
+        owner = name.split("-")[1] if name.startswith(".incoming-") and name.count("-") >= 2 else ""
+        if not owner.isdigit() or _process_exists(int(owner)):
+            continue  # not a work directory, or a registration still under way
+        remove_tree(os.path.join(layers, name))
+        trace.record(f"rm -rf {layers}/{name}", f"process {owner} was killed while it registered a layer")
+        swept.append(name)
+    return swept
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, only not ours
+    return True
 
 
 def _spool(fileobj, path: str) -> str:
@@ -430,38 +465,204 @@ def write_tar(root: str, out, reproducible: bool = False, skip=lambda relpath: F
     gives the same bytes (and so the same diff ID).  `skip(relpath)` leaves
     entries out (a container's bind-mount placeholders).  `uid_shift` maps
     owners back from a user namespace's range (host 100000 = container 0).
+
+    The tree may belong to a running container that changes it while we
+    read (``commit --pause=false``, ``export``), so no name is ever looked
+    up twice: each entry is opened once, relative to its parent directory's
+    descriptor and without following a symlink (see :func:`_open_entry`), and
+    what goes into the tar -- header and bytes -- comes from that descriptor.
+    A container that swaps a file for a symlink to ``/etc/shadow`` between
+    our two looks gets the symlink archived, never the host's file.
+    Entries that vanish meanwhile are left out; a file that shrinks is
+    padded with zeros to the size its header already announced, one that
+    grows is cut there (GNU tar does the same; Docker's Go tar writer
+    instead fails the whole stream with "missed writing N bytes").
     """
     tarfile = _tarfile()
-    with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
-        for dirpath, dirnames, filenames in os.walk(root):
-            dirnames.sort()
-            for name in sorted(dirnames + filenames):
-                path = os.path.join(dirpath, name)
-                relpath = os.path.relpath(path, root)
-                if skip(relpath):
-                    if name in dirnames:
-                        dirnames.remove(name)
-                    continue
-                st = os.lstat(path)
-                if is_whiteout(st):
-                    info = tarfile.TarInfo(os.path.join(os.path.dirname(relpath), WHITEOUT_PREFIX + name))
-                    info.mtime = 0 if reproducible else int(st.st_mtime)
-                    tar.addfile(info)
-                    continue
-                info = tar.gettarinfo(path, relpath)
-                if uid_shift and info.uid >= uid_shift and info.gid >= uid_shift:
-                    info.uid, info.gid, info.uname, info.gname = info.uid - uid_shift, info.gid - uid_shift, "", ""
-                if reproducible:
-                    info.mtime, info.uname, info.gname = 0, "", ""
-                if info.isfile():
-                    with open(path, "rb") as f:
-                        tar.addfile(info, f)
-                else:
-                    tar.addfile(info)
-                if info.isdir() and is_opaque(path):
-                    marker = tarfile.TarInfo(f"{relpath}/{OPAQUE_MARKER}")
-                    marker.mtime = 0 if reproducible else int(st.st_mtime)
-                    tar.addfile(marker)
+    root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
+            _tar_directory(tar, root_fd, "", reproducible, skip, uid_shift)
+    finally:
+        os.close(root_fd)
+
+
+def _tar_directory(tar, dir_fd: int, reldir: str, reproducible: bool, skip, uid_shift: int) -> None:
+    """Add the entries of the directory open as `dir_fd` (sorted by name), then each subdirectory's, in turn."""
+    import errno
+    import stat
+
+    subdirectories = []
+    for name in sorted(os.listdir(dir_fd)):
+        relpath = f"{reldir}/{name}" if reldir else name
+        if skip(relpath):
+            continue
+        entry = _open_entry(dir_fd, name)
+        if entry is None:
+            continue  # deleted since the listing: as if we had listed a moment later
+        fd, st = entry
+        try:
+            _add_entry(tar, fd, st, relpath, reproducible, uid_shift)
+        finally:
+            os.close(fd)
+        if stat.S_ISDIR(st.st_mode):
+            subdirectories.append((name, relpath))
+    for name, relpath in subdirectories:
+        try:  # by name again, so O_NOFOLLOW again: a directory swapped for a symlink since is not entered
+            child_fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=dir_fd)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        except OSError as e:
+            if e.errno == errno.ELOOP:  # open(2), O_NOFOLLOW: "the trailing component ... is a symbolic link"
+                continue
+            raise
+        try:
+            _tar_directory(tar, child_fd, relpath, reproducible, skip, uid_shift)
+        finally:
+            os.close(child_fd)
+
+
+def _open_entry(dir_fd: int, name: str):
+    """Open NAME, an entry of the directory `dir_fd`, as it is now: (fd, its fstat), or None when it is gone.
+
+    open(2) with ``O_PATH | O_NOFOLLOW``: "obtain a file descriptor that
+    indicates a location in the filesystem tree" without opening the file
+    itself -- no FIFO blocks, no device driver runs -- and, should NAME be a
+    symbolic link, the descriptor refers to the link, not to what it points
+    at.  Relative to `dir_fd`, only this one name is resolved, so nothing
+    above it can be swapped either.  fstat(2) of the descriptor tells what
+    was opened; whatever NAME is renamed to afterwards, the descriptor stays.
+    """
+    try:
+        fd = os.open(name, os.O_PATH | os.O_NOFOLLOW, dir_fd=dir_fd)
+    except FileNotFoundError:
+        return None
+    return fd, os.fstat(fd)
+
+
+def _reopen(path_fd: int, flags: int) -> int:
+    """Open for real (to read, to ask for xattrs) the very file an O_PATH descriptor refers to.
+
+    /proc/self/fd/N is a "magic link": opening it gives the file behind
+    descriptor N, not whatever now has the name it was opened by.
+    """
+    return os.open(f"/proc/self/fd/{path_fd}", flags)
+
+
+def _add_entry(tar, fd: int, st, relpath: str, reproducible: bool, uid_shift: int) -> None:
+    """Add one entry, described by `st` (the fstat of `fd`), and for a regular file the bytes read from `fd`."""
+    import stat
+
+    tarfile = _tarfile()
+    mtime = 0 if reproducible else int(st.st_mtime)
+    if is_whiteout(st):
+        directory, _, name = relpath.rpartition("/")
+        info = tarfile.TarInfo(f"{directory}/{WHITEOUT_PREFIX}{name}" if directory else WHITEOUT_PREFIX + name)
+        info.mtime = mtime
+        tar.addfile(info)
+        return
+    info = _tarinfo(tar, st, relpath, fd)
+    if info is None:
+        return  # a socket: tar has no type for it (tarfile's gettarinfo leaves it out too)
+    if uid_shift and info.uid >= uid_shift and info.gid >= uid_shift:
+        info.uid, info.gid, info.uname, info.gname = info.uid - uid_shift, info.gid - uid_shift, "", ""
+    if reproducible:
+        info.mtime, info.uname, info.gname = 0, "", ""
+    if info.isreg():
+        content_fd = _reopen(fd, os.O_RDONLY)
+        with os.fdopen(content_fd, "rb") as content:
+            tar.addfile(info, _Exactly(content, info.size))
+    else:
+        tar.addfile(info)
+    if stat.S_ISDIR(st.st_mode):
+        directory_fd = _reopen(fd, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            opaque = _is_opaque_fd(directory_fd)
+        finally:
+            os.close(directory_fd)
+        if opaque:
+            marker = tarfile.TarInfo(f"{relpath}/{OPAQUE_MARKER}")
+            marker.mtime = mtime
+            tar.addfile(marker)
+
+
+def _tarinfo(tar, st, arcname: str, fd: int):
+    """The tar header for a file whose stat is `st`: what tarfile.gettarinfo builds, from our fstat, not its lstat."""
+    import stat
+
+    tarfile = _tarfile()
+    mode, linkname = st.st_mode, ""
+    if stat.S_ISREG(mode):
+        inode = (st.st_ino, st.st_dev)
+        if st.st_nlink > 1 and inode in tar.inodes and arcname != tar.inodes[inode]:
+            kind, linkname = tarfile.LNKTYPE, tar.inodes[inode]  # a second name of a file already archived
+        else:
+            kind = tarfile.REGTYPE
+            tar.inodes[inode] = arcname
+    elif stat.S_ISDIR(mode):
+        kind = tarfile.DIRTYPE
+    elif stat.S_ISFIFO(mode):
+        kind = tarfile.FIFOTYPE
+    elif stat.S_ISLNK(mode):
+        kind = tarfile.SYMTYPE
+        linkname = os.readlink("", dir_fd=fd)  # readlinkat(2) with "": the link the O_PATH descriptor holds
+    elif stat.S_ISCHR(mode):
+        kind = tarfile.CHRTYPE
+    elif stat.S_ISBLK(mode):
+        kind = tarfile.BLKTYPE
+    else:
+        return None
+    info = tarfile.TarInfo(arcname)
+    info.mode, info.uid, info.gid, info.mtime = mode, st.st_uid, st.st_gid, st.st_mtime
+    info.size = st.st_size if kind == tarfile.REGTYPE else 0
+    info.type, info.linkname = kind, linkname
+    info.uname, info.gname = _user_name(st.st_uid), _group_name(st.st_gid)
+    if kind in (tarfile.CHRTYPE, tarfile.BLKTYPE):
+        info.devmajor, info.devminor = os.major(st.st_rdev), os.minor(st.st_rdev)
+    return info
+
+
+def _user_name(uid: int) -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(uid)[0]
+    except KeyError:
+        return ""
+
+
+def _group_name(gid: int) -> str:
+    import grp
+
+    try:
+        return grp.getgrgid(gid)[0]
+    except KeyError:
+        return ""
+
+
+class _Exactly:
+    """A file read as exactly `size` bytes, as its tar header announced: zeros past its end, nothing past `size`."""
+
+    def __init__(self, fileobj, size: int):
+        self.fileobj, self.left = fileobj, size
+
+    def read(self, n: int = -1) -> bytes:
+        n = self.left if n is None or n < 0 else min(n, self.left)
+        data = self.fileobj.read(n)
+        if len(data) < n:
+            data += b"\0" * (n - len(data))  # the file shrank while we read it
+        self.left -= n
+        return data
+
+
+def _is_opaque_fd(directory_fd: int) -> bool:
+    for name in (OPAQUE_XATTR, "user.overlay.opaque"):
+        try:
+            if os.getxattr(directory_fd, name) == b"y":
+                return True
+        except OSError:
+            pass
+    return False
 
 
 def tar_digest(root: str, reproducible: bool = True) -> str:

@@ -87,17 +87,42 @@ def parse_hostname(value: str) -> str:
     return value
 
 
+ENV_FILE_LIMIT = 16 << 20  # Docker reads any size; a bigger env file is a mistake (execve(2) would refuse it anyway)
+
+
+def _read_env_file(path: str) -> str:
+    """The text of an --env-file: a regular file of at most ENV_FILE_LIMIT bytes, in UTF-8.
+
+    O_NONBLOCK: opening a FIFO does not wait for a writer (that would hang);
+    O_NOCTTY: a terminal named here does not become ours.  Then fstat(2)
+    tells what was opened, and only a regular file is read: /dev/zero or a
+    FIFO would be read forever.
+    """
+    import stat
+
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    except OSError as e:
+        raise MinidockerError(f"open {path}: {e.strerror}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise MinidockerError(f"env file {path} is not a regular file")
+    with os.fdopen(fd, "rb") as f:
+        data = f.read(ENV_FILE_LIMIT + 1)
+    if len(data) > ENV_FILE_LIMIT:
+        raise MinidockerError(f"env file {path} is larger than {ENV_FILE_LIMIT >> 20} MiB, minidocker's limit")
+    try:
+        return data.decode()
+    except UnicodeDecodeError as e:
+        raise MinidockerError(f"env file {path} contains invalid utf8 bytes at byte {e.start}") from None
+
+
 def parse_env(items: list[str], env_files: list[str] = ()) -> list[str]:
     """-e KEY=VALUE, -e KEY (take the value from minidocker's own environment), --env-file FILE."""
     lines = []
     for path in env_files:
-        try:
-            with open(path) as f:
-                lines += [ln.strip() for ln in f if ln.strip() and not ln.lstrip().startswith("#")]
-        except OSError as e:
-            raise MinidockerError(f"open {path}: {e.strerror}") from None
-        except UnicodeDecodeError as e:
-            raise MinidockerError(f"env file {path} contains invalid utf8 bytes at byte {e.start}") from None
+        text = _read_env_file(path).replace("\r\n", "\n").replace("\r", "\n")
+        lines += [ln.strip() for ln in text.split("\n") if ln.strip() and not ln.lstrip().startswith("#")]
     env = []
     for item in lines + list(items):
         key, eq, value = item.partition("=")

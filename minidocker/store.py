@@ -213,6 +213,14 @@ def valid_name(name: str) -> bool:
         c.isascii() and (c.isalnum() or c in "_.-") for c in name)
 
 
+def check_container_name(name: str) -> None:
+    """Refuse a name a container cannot be found by: bad characters, or 64 hex digits (read as a full ID)."""
+    if not valid_name(name):
+        raise MinidockerError(f"Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed")
+    if len(name) == 64 and all(c in "0123456789abcdef" for c in name):
+        raise MinidockerError(f"Invalid container name ({name}): 64 hex digits are read as a container ID")
+
+
 def now() -> str:
     """An RFC 3339 time stamp in UTC, as Docker writes them: 2026-11-28T04:27:01.123456Z."""
     import time  # not datetime, which costs a container start 1.5 ms to import

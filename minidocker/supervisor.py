@@ -179,6 +179,8 @@ def _claim(record: dict) -> None:
         raise Conflict(f"container {record['Id'][:12]} is already being started or running "
                        f"(supervisor PID {record['State']['SupervisorPid']})")
     record["State"].update(SupervisorPid=os.getpid(), SupervisorStartTime=process_start_time(os.getpid()))
+    for key in ("CreatorPid", "CreatorStartTime"):  # run's create marked it for prune: the supervisor has it now
+        record["State"].pop(key, None)
 
 
 def process_start_time(pid: int) -> int | None:

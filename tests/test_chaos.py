@@ -287,3 +287,47 @@ def test_a_supervisor_that_fails_after_the_start_stops_its_container(md):
     assert md.inspect(cid, "{{.State.Running}} {{.State.Pid}} {{.State.SupervisorPid}}") == "false 0 0"
     md.out("rm", cid)
     assert_nothing_left(md, "after a supervisor failed")  # no cgroup, no `sleep 30`
+
+
+def _tar_of(name: str, size: int) -> bytes:
+    import io
+    import tarfile
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        info = tarfile.TarInfo(name)
+        info.size = size
+        tar.addfile(info, io.BytesIO(os.urandom(size)))
+    return buffer.getvalue()
+
+
+def _import_killed_halfway(md) -> str:
+    """`import -` SIGKILLed while it spools its stdin: returns the work directory it leaves."""
+    importer = subprocess.Popen([MINIDOCKER, "import", "-", "half:1"], env=md.env, stdin=subprocess.PIPE,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        importer.stdin.write(_tar_of("big", 4 << 20)[: 2 << 20])  # half a tar: import waits for the rest
+        importer.stdin.flush()
+        pattern = os.path.join(md.root, "images", "layers", f".incoming-{importer.pid}-*")
+        left = md.wait_for(lambda: glob.glob(pattern), what="the import's work directory")
+    finally:
+        importer.kill()
+        importer.wait(10)
+        importer.stdin.close()
+    return left[0]
+
+
+def test_an_import_killed_halfway_leaves_a_work_directory_the_next_import_or_image_prune_removes(md):
+    left = _import_killed_halfway(md)
+    assert os.path.isdir(left)
+    md.out("image", "prune", "-f")
+    assert not os.path.exists(left)
+    left = _import_killed_halfway(md)
+    md.out("import", "-", "small:1", input=_tar_of("small", 100))
+    assert not os.path.exists(left)
+    assert not glob.glob(os.path.join(md.root, "images", "layers", ".incoming-*"))
+    alive = os.path.join(md.root, "images", "layers", f".incoming-{os.getpid()}-0000")  # this test's PID: alive
+    os.mkdir(alive)
+    md.out("image", "prune", "-f")
+    assert os.path.isdir(alive)  # a registration still under way is left alone
+    os.rmdir(alive)

@@ -120,3 +120,34 @@ def test_the_store_lock_excludes_other_threads_of_one_process_too(tmp_path):
     for t in threads:
         t.join(timeout=10)
     assert order == ["first releases", "second holds"]
+
+
+def test_system_prune_racing_runs_removes_none_of_them(md):
+    """`run` is create then start: prune must not take the container in between, nor kill a running one."""
+    import threading
+    import time
+
+    stop = threading.Event()
+    prunes = []
+
+    def prune_again_and_again():
+        while not stop.is_set():
+            prunes.append(md("system", "prune", "-f"))
+
+    pruner = threading.Thread(target=prune_again_and_again)
+    pruner.start()
+    try:
+        deadline = time.monotonic() + 60
+        with ThreadPoolExecutor(2) as pool:
+            results = list(pool.map(lambda i: md("run", "--rm", "busybox", "sh", "-c", f"echo {i}")
+                                    if time.monotonic() < deadline else None, range(40)))
+    finally:
+        stop.set()
+        pruner.join(60)
+    ran = [r for r in results if r is not None]
+    assert len(ran) >= 10 and len(prunes) >= 5
+    failed = [(r.returncode, r.stderr) for r in ran if r.returncode != 0]
+    assert not failed
+    assert [r.stdout for r in results if r is not None] == [f"{i}\n" for i in range(len(ran))]
+    assert all(p.returncode == 0 for p in prunes)
+    assert md.out("ps", "-aq") == ""
