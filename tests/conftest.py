@@ -76,6 +76,20 @@ class Minidocker:
         raise AssertionError(f"timed out waiting for {what}")
 
 
+def demo_program(tmp_path_factory, build) -> bytes:
+    """A program of minidocker/demos (`build`: e.g. demos.probe_binary), compiled into a cache of this
+    session's, as bytes to pipe into a container.  A missing compiler fails the test: scripts/setup
+    installs gcc, so it is never a reason to skip."""
+    from minidocker.errors import MinidockerError
+
+    try:
+        path = build(str(tmp_path_factory.mktemp("cache")))
+    except MinidockerError as e:
+        pytest.fail(str(e))
+    with open(path, "rb") as f:
+        return f.read()
+
+
 @pytest.fixture(scope="session")
 def image_template(tmp_path_factory) -> str:
     """A state root holding only the busybox image, built once for the session."""
@@ -87,12 +101,30 @@ def image_template(tmp_path_factory) -> str:
     return root
 
 
+def let_remapped_root_through(path) -> None:
+    """pytest makes its directories 0700 (one level more under xdist: popen-gwN); --userns remap's root,
+    host uid 100000, must be able to walk through every one of them down to its state root."""
+    import pathlib
+    import tempfile
+
+    top = pathlib.Path(tempfile.gettempdir())
+    for directory in [pathlib.Path(path), *pathlib.Path(path).parents]:
+        if directory == top or top not in directory.parents:
+            break
+        directory.chmod(directory.stat().st_mode | 0o011)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def remapped_root_may_walk_through_the_base_temp(tmp_path_factory):
+    """Also for tests that make their state root without `md` (the notebooks' Lab, under TMPDIR)."""
+    let_remapped_root_through(tmp_path_factory.getbasetemp())
+
+
 @pytest.fixture
 def md(tmp_path, image_template) -> Minidocker:
     root = str(tmp_path / "root")
     subprocess.run(["cp", "-al", image_template, root], check=True)
-    for parent in (tmp_path, tmp_path.parent, tmp_path.parent.parent):  # pytest makes them 0700;
-        parent.chmod(parent.stat().st_mode | 0o011)  # --userns remap's root must be able to walk through
+    let_remapped_root_through(tmp_path)
     cli = Minidocker(root, cgroup_parent=cgroup_parent_of(tmp_path))
     yield cli
     leftovers = cli("ps", "-aq", "--no-trunc").stdout.split()

@@ -16,8 +16,7 @@ import subprocess
 
 import pytest
 
-from conftest import MINIDOCKER  # the learner's minidocker, under `minidocker grade`
-from minidocker.errors import MinidockerError
+from conftest import MINIDOCKER, demo_program  # MINIDOCKER: the learner's minidocker, under `minidocker grade`
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="containers need root")
 
@@ -26,12 +25,7 @@ pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="containers need root"
 def binary(tmp_path_factory) -> bytes:
     from minidocker.demos import breakout_binary
 
-    try:
-        path = breakout_binary(str(tmp_path_factory.mktemp("cache")))
-    except MinidockerError as e:  # scripts/setup installs gcc: a missing compiler is a failure, not a skip
-        pytest.fail(str(e))
-    with open(path, "rb") as f:
-        return f.read()
+    return demo_program(tmp_path_factory, breakout_binary)
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ import subprocess
 
 import pytest
 
+from conftest import demo_program
 from minidocker import capabilities
 
 CAP_FIELDS = ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb")
@@ -229,8 +230,7 @@ def test_an_image_without_proc_dev_sys_or_etc_runs(md, tmp_path):
 def probe(tmp_path_factory) -> bytes:
     from minidocker.demos import probe_binary
 
-    with open(probe_binary(str(tmp_path_factory.mktemp("cache"))), "rb") as f:
-        return f.read()
+    return demo_program(tmp_path_factory, probe_binary)
 
 
 def _probe(md, probe: bytes, how: list[str], calls: list[str]) -> dict[str, str]:

@@ -20,7 +20,7 @@ import time
 
 import pytest
 
-from conftest import cgroup_parent_of
+from conftest import cgroup_parent_of, let_remapped_root_through
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NOTEBOOKS = os.path.join(REPO, "notebooks")
@@ -74,8 +74,7 @@ def test_notebook_runs_top_to_bottom_and_cleans_up(path, tmp_path, monkeypatch):
         pytest.fail("the notebooks create real containers: run the tests as root (sudo scripts/test)")
     root = tmp_path / "root"
     root.mkdir()
-    for parent in (tmp_path, tmp_path.parent, tmp_path.parent.parent):  # --userns remap walks through them
-        parent.chmod(parent.stat().st_mode | 0o011)
+    let_remapped_root_through(tmp_path)  # --userns remap walks through them
     monkeypatch.setenv("MINIDOCKER_LAB_ROOT", str(root))
     monkeypatch.setenv("MINIDOCKER_CGROUP_PARENT", cgroup_parent_of(tmp_path))
     notebook = execute(path)

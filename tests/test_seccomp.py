@@ -12,8 +12,8 @@ import os
 
 import pytest
 
+from conftest import demo_program
 from minidocker import seccomp
-from minidocker.errors import MinidockerError
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="containers need root")
 
@@ -26,12 +26,7 @@ DENIED_BY_DEFAULT = ["keyctl", "add_key", "request_key", "bpf", "perf_event_open
 def probe(tmp_path_factory) -> bytes:
     from minidocker.demos import probe_binary
 
-    try:
-        path = probe_binary(str(tmp_path_factory.mktemp("cache")))
-    except MinidockerError as e:  # scripts/setup installs gcc: a missing compiler is a failure, not a skip
-        pytest.fail(str(e))
-    with open(path, "rb") as f:
-        return f.read()
+    return demo_program(tmp_path_factory, probe_binary)
 
 
 def probe_in(md, probe: bytes, *calls: str, flags: tuple[str, ...] = ()) -> dict[str, str]:
