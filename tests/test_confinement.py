@@ -296,3 +296,12 @@ def test_pid_1_and_exec_are_confined_as_podman_confines_them(md, tmp_path):
             assert ours == theirs, (flags, path)
     finally:
         podman.clean()
+
+
+def test_an_exec_process_cannot_open_a_host_device_either(md, running):
+    """exec joins the container's cgroup, and with it the devices cgroup's allow-list."""
+    running()
+    attempt = md("exec", "c", "sh", "-c", "mknod /tmp/kvm c 10 232 && mknod /tmp/loop b 7 0 && "
+                 "( (exec 3</tmp/kvm) && echo KVM; (exec 4</tmp/loop) && echo LOOP0 ) 2>&1")
+    assert "KVM" not in attempt.stdout and "LOOP0" not in attempt.stdout
+    assert attempt.stdout.count("Operation not permitted") == 2
