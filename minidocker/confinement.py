@@ -27,8 +27,6 @@ the container's set may lack, so the capsets are cut after it; and the
 bounding set must be cut while CAP_SETPCAP is still held.
 """
 
-import resource
-
 from minidocker import capabilities, kernel, seccomp
 
 # Docker's open-files limit: since Docker 25 neither dockerd's nor containerd's systemd unit raises it,
@@ -62,7 +60,7 @@ def confine(host_config: dict, uid: int, gid: int, seccomp_program: bytes | None
 
 
 def _limit_open_files() -> None:
-    _soft, host_hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    hard = NOFILE_HARD if host_hard == resource.RLIM_INFINITY else min(NOFILE_HARD, host_hard)
-    kernel.set_rlimit(resource.RLIMIT_NOFILE, "nofile", min(NOFILE_SOFT, hard), hard,
+    _soft, host_hard = kernel.get_rlimit(kernel.RLIMIT_NOFILE)
+    hard = min(NOFILE_HARD, host_hard)  # (RLIM_INFINITY is the largest number of all)
+    kernel.set_rlimit(kernel.RLIMIT_NOFILE, "nofile", min(NOFILE_SOFT, hard), hard,
                       why="Docker's open-files limit (soft 1024), not the one minidocker was started with")

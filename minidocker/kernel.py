@@ -556,17 +556,29 @@ def set_undumpable(why: str = "") -> None:
     trace.record("# prctl(PR_SET_DUMPABLE, 0)", why)
 
 
+RLIMIT_NOFILE = 7  # <asm-generic/resource.h>: "one greater than the maximum file descriptor number"
+RLIM_INFINITY = 2**64 - 1
+
+
+class _Rlimit(ctypes.Structure):
+    _fields_ = [("soft", ctypes.c_uint64), ("hard", ctypes.c_uint64)]
+
+
+def get_rlimit(resource_id: int) -> tuple[int, int]:
+    """getrlimit(2): (soft, hard) of this process; RLIM_INFINITY is "no limit"."""
+    limit = _Rlimit()
+    _check(_libc.prlimit(0, resource_id, None, ctypes.byref(limit)), "getrlimit", str(resource_id))
+    return limit.soft, limit.hard
+
+
 def set_rlimit(resource_id: int, name: str, soft: int, hard: int, why: str = "") -> None:
     """setrlimit(2): "The soft limit is the value that the kernel enforces for the corresponding
     resource.  The hard limit acts as a ceiling for the soft limit: an unprivileged process may set
     only its soft limit to a value in the range from 0 up to the hard limit, and (irreversibly)
-    lower its hard limit.  A privileged process (CAP_SYS_RESOURCE) may make arbitrary changes.\""""
-    import resource  # (imported by launch.py up front: after pivot_root the host's library is gone)
-
-    try:
-        resource.setrlimit(resource_id, (soft, hard))
-    except (OSError, ValueError) as e:
-        raise KernelError("setrlimit", getattr(e, "errno", None) or errno.EPERM, f"{name}, {soft}:{hard}") from None
+    lower its hard limit.  A privileged process (CAP_SYS_RESOURCE) may make arbitrary changes."
+    (Made through prlimit(2) of pid 0, this process: the same call, with 64-bit limits everywhere.)"""
+    limit = _Rlimit(soft, hard)
+    _check(_libc.prlimit(0, resource_id, ctypes.byref(limit), None), "setrlimit", f"{name}, {soft}:{hard}")
     trace.record(f"prlimit --pid $$ --{name}={soft}:{hard}", why)
 
 
@@ -583,14 +595,12 @@ def reset_signals(why: str = "") -> None:
     import _signal  # signal.py's C core (see init.py)
 
     for number in range(1, _signal.NSIG):
-        if number in (_signal.SIGKILL, _signal.SIGSTOP):
-            continue
-        try:
+        # Only an ignored signal survives execve, so only those need a sigaction call here (Python's
+        # getsignal answers from its own table, which it read from the kernel when it started).
+        if number not in (_signal.SIGKILL, _signal.SIGSTOP) and _signal.getsignal(number) == _signal.SIG_IGN:
             _signal.signal(number, _signal.SIG_DFL)
-        except (OSError, ValueError):
-            pass  # numbers the C library keeps for itself (32, 33) cannot be set
     _signal.pthread_sigmask(_signal.SIG_SETMASK, [])
-    trace.record("# every signal: SIG_DFL (sigaction), and an empty signal mask (sigprocmask)", why)
+    trace.record("# every ignored signal: SIG_DFL (sigaction), and an empty signal mask (sigprocmask)", why)
 
 
 # -- bpf(2): the device filter of cgroup v2 ------------------------------------------------------

@@ -14,7 +14,7 @@ import subprocess
 
 import pytest
 
-from conftest import demo_program
+from conftest import MINIDOCKER, demo_program
 from minidocker import capabilities
 
 CAP_FIELDS = ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb")
@@ -305,3 +305,18 @@ def test_an_exec_process_cannot_open_a_host_device_either(md, running):
                  "( (exec 3</tmp/kvm) && echo KVM; (exec 4</tmp/loop) && echo LOOP0 ) 2>&1")
     assert "KVM" not in attempt.stdout and "LOOP0" not in attempt.stdout
     assert attempt.stdout.count("Operation not permitted") == 2
+
+
+def test_a_signal_ignored_by_whoever_started_minidocker_is_not_ignored_inside(md):
+    """`nohup minidocker run ...` (SIGHUP ignored), or a shell's `trap '' USR1`: an ignored signal
+    survives execve, so minidocker puts it back to its default before the container's command."""
+    import signal
+
+    def ignore_usr1_and_hup():
+        signal.signal(signal.SIGUSR1, signal.SIG_IGN)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+
+    run = subprocess.run([MINIDOCKER, "run", "--rm", "busybox", "cat", "/proc/self/status"], env=md.env,
+                         capture_output=True, text=True, timeout=60, preexec_fn=ignore_usr1_and_hup)
+    assert run.returncode == 0, run.stderr
+    assert _status(run.stdout)["SigIgn"] == "0" * 16
