@@ -290,7 +290,7 @@ def _container_init(record, container_dir, lower_dirs, stdio, flags, channel: Ch
                          in_user_namespace=bool(flags & CLONE_NEWUSER))
     rootfs.mount_proc(root)
     rootfs.mount_dev(root, can_mknod=not flags & CLONE_NEWUSER, private_ipc=bool(flags & CLONE_NEWIPC))
-    if host_config.get("Devices"):
+    if host_config.get("Devices") or host_config.get("Privileged"):
         rootfs.make_devices(root, devices.custom_devices(host_config), can_mknod=not flags & CLONE_NEWUSER)
     rootfs.mount_sys(root, read_only=not host_config.get("Privileged"))
     rootfs.bind_etc_files(root, container_dir)

@@ -262,3 +262,14 @@ def test_a_host_user_cannot_reach_device_nodes_in_the_store(md, tmp_path):
     as_nobody = subprocess.run([sys.executable, "-c", f"import os; os.setgid(65534); os.setuid(65534); "
                                 f"os.open({nodes[0]!r}, os.O_RDWR)"], capture_output=True, text=True)
     assert as_nobody.returncode != 0 and "PermissionError" in as_nobody.stderr
+
+
+def test_privileged_gets_the_hosts_device_nodes_as_docker_does(md):
+    """docker run --privileged: the host's device nodes are in the container's /dev too (not its
+    terminals: /dev/pts, /dev/console and /dev/ptmx stay the container's own)."""
+    listing = md.out("run", "--rm", "--privileged", "busybox", "sh", "-c",
+                     f"ls -ln {QOS} && (exec 3<{QOS}) && echo OPEN; readlink /dev/ptmx; ls /dev/pts")
+    major, minor = _numbers(QOS)
+    assert f"{major}, {minor}" in listing.splitlines()[0] and "OPEN" in listing
+    assert "pts/ptmx" in listing
+    assert md("run", "--rm", "busybox", "ls", QOS).returncode != 0  # a default container has only the few

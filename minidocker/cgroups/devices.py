@@ -175,8 +175,34 @@ def host_devices(mapping: dict) -> list[HostDevice]:
 
 
 def custom_devices(host_config: dict) -> list[HostDevice]:
-    """Every node the container's --device flags name."""
-    return [device for mapping in host_config.get("Devices") or [] for device in host_devices(mapping)]
+    """Every node the container's /dev gets beyond the defaults: its --device flags', and with
+    --privileged every device the host has (as Docker: its cgroup allows them all anyway)."""
+    found = [device for mapping in host_config.get("Devices") or [] for device in host_devices(mapping)]
+    if host_config.get("Privileged"):
+        found += _every_host_device()
+    return found
+
+
+# Below /dev, what --privileged does not copy (as runc's HostDevices): the host's own terminals,
+# which the container has its own instance of (devpts, its console), and what holds no devices.
+NOT_COPIED = {"pts", "shm", "mqueue", "fd", ".lxc", ".lxd-mounts", ".udev", "console", "ptmx"}  # ptmx: pts/ptmx
+
+
+def _every_host_device() -> list[HostDevice]:
+    devices = []
+    for directory, dirs, names in os.walk("/dev"):
+        dirs[:] = [d for d in dirs if d not in NOT_COPIED]
+        for name in sorted(names):
+            path = os.path.join(directory, name)
+            try:
+                node = None if name in NOT_COPIED else _node(path) if not os.path.islink(path) else None
+            except OSError:
+                continue  # gone meanwhile, or unreadable: not ours to copy
+            if node:
+                kind, st = node
+                devices.append(HostDevice(path, path, kind, os.major(st.st_rdev), os.minor(st.st_rdev),
+                                          stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, "rwm"))
+    return devices
 
 
 def rules_for(host_config: dict) -> list[Rule]:
