@@ -31,3 +31,9 @@ class NotFound(MinidockerError):
 
 class Conflict(MinidockerError):
     """The name, cidfile or state clashes with what already exists."""
+
+
+class NotRoot(MinidockerError):
+    """Run without root: Docker's CLI, refused by its daemon's socket, exits 1."""
+
+    exit_code = 1

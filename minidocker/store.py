@@ -21,7 +21,7 @@ import fcntl
 import os
 
 from minidocker import jsoncore
-from minidocker.errors import Conflict, MinidockerError, NotFound
+from minidocker.errors import Conflict, MinidockerError, NotFound, NotRoot
 
 DEFAULT_ROOT = "/var/lib/minidocker"
 REMAPPED_ROOT_GID = 100000  # --userns remap: container root's group on the host (launch.USERNS_BASE)
@@ -40,6 +40,9 @@ class Store:
         self.root = os.path.abspath(root or os.environ.get("MINIDOCKER_ROOT") or DEFAULT_ROOT)
         self.containers = os.path.join(self.root, "containers")
         self.images = os.path.join(self.root, "images")
+        if os.geteuid() != 0:  # (as Docker's CLI without access to its daemon: one line, exit 1)
+            raise NotRoot("permission denied: minidocker makes containers out of kernel features only root "
+                          "may use (namespaces, cgroups, mounts): run it as root, e.g. with sudo")
         for d in (self.root, self.containers, self.images):
             os.makedirs(d, exist_ok=True)
             # Traversable by root and by a user namespace's remapped root (its group), by nobody else:

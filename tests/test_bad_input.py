@@ -1,6 +1,11 @@
 """Bad input: one clear line on stderr, Docker's exit code, nothing stored changed, never a traceback."""
 
+import os
+import subprocess
+
 import pytest
+
+from conftest import MINIDOCKER
 
 CASES = [
     (["run", "nosuchimage", "true"], 125, "Unable to find image"),
@@ -79,8 +84,6 @@ def test_ambiguous_prefix_is_refused(md):
 
 
 def test_an_env_file_must_be_a_regular_file_of_at_most_16_mib(md, tmp_path):
-    import os
-
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)  # nobody ever writes: reading it would wait forever
     big = tmp_path / "big.env"
@@ -143,3 +146,17 @@ def test_exec_in_a_working_directory_that_is_not_one_says_so(md):
         assert result.returncode == 125 and result.stderr == \
             f'minidocker: chdir to cwd ("{workdir}") set in config.json failed: {reason}\n'
     assert md.out("exec", "-w", "/tmp", "w", "pwd") == "/tmp"
+
+
+def test_not_root_is_one_line_and_exit_1(md):
+    """A student who forgets sudo: Docker's CLI, refused by its daemon, says so in a line and exits 1."""
+    def become_nobody():
+        os.setgid(65534)
+        os.setuid(65534)
+
+    for argv in (["ps"], ["run", "--rm", "busybox", "true"]):
+        run = subprocess.run([MINIDOCKER, *argv], env=md.env, capture_output=True, text=True, timeout=60,
+                             preexec_fn=become_nobody, cwd="/")
+        assert run.returncode == 1, run.stderr
+        assert run.stderr.startswith("minidocker: permission denied:") and len(run.stderr.splitlines()) == 1
+        assert "run it as root" in run.stderr
