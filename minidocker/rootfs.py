@@ -61,6 +61,9 @@ def mount_overlay(lower_dirs: list[str], upper: str, work: str, target: str, in_
                  why="union of the read-only image layers and this container's writable layer")
 
 
+MAX_SYMLINKS = 40  # path_resolution(7): the kernel follows at most 40 symlinks in one lookup
+
+
 def open_inside(root: str, path: str, kind: str) -> int:
     """An O_PATH descriptor of `path` (e.g. "etc/hosts") resolved inside `root`, created if missing.
 
@@ -99,8 +102,12 @@ def open_inside(root: str, path: str, kind: str) -> int:
         os.close(parent)
 
 
-def _directory_inside(root_fd: int, root: str, path: str) -> int:
-    """An O_PATH descriptor of the directory `path`, resolved inside the root; missing ones are made."""
+def _directory_inside(root_fd: int, root: str, path: str, links_followed: int = 0) -> int:
+    """An O_PATH descriptor of the directory `path`, resolved inside the root; missing ones are made.
+
+    A symlink on the way to a directory that does not exist yet (``etc -> /real/etc``) leads to
+    where it points *inside the root*, and that is made, as runc does.
+    """
     if not path:
         return os.dup(root_fd)
     try:
@@ -109,12 +116,16 @@ def _directory_inside(root_fd: int, root: str, path: str) -> int:
         if e.errno != errno.ENOENT:
             raise MinidockerError(f"cannot use /{path} of the image: {e.strerror}") from None
     above, _, name = path.rpartition("/")
-    parent = _directory_inside(root_fd, root, above)
+    parent = _directory_inside(root_fd, root, above, links_followed)
     try:
         try:
             os.mkdir(name, 0o755, dir_fd=parent)
-        except FileExistsError:  # a symlink to nowhere (in the root): we do not guess where it meant
-            raise MinidockerError(f"the image's /{path} is a symlink to a path that does not exist") from None
+        except FileExistsError:  # a symlink to a directory that does not exist (yet)
+            if links_followed >= MAX_SYMLINKS:
+                raise MinidockerError(f"the image's /{path}: too many levels of symbolic links") from None
+            target = os.readlink(name, dir_fd=parent)
+            inside = os.path.normpath(os.path.join("/", above, target)).lstrip("/")  # "/" and ".." stay in the root
+            return _directory_inside(root_fd, root, inside, links_followed + 1)
         return kernel.openat2(parent, name, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW, kernel.RESOLVE_IN_ROOT)
     finally:
         os.close(parent)
