@@ -114,7 +114,7 @@ def _directory_inside(root_fd: int, root: str, path: str, links_followed: int = 
         return kernel.openat2(root_fd, path, os.O_PATH | os.O_DIRECTORY, kernel.RESOLVE_IN_ROOT)
     except kernel.KernelError as e:
         if e.errno != errno.ENOENT:
-            raise MinidockerError(f"cannot use /{path} of the image: {e.strerror}") from None
+            raise MinidockerError(f"cannot use /{path} of the image: {os.strerror(e.errno).lower()}") from None
     above, _, name = path.rpartition("/")
     parent = _directory_inside(root_fd, root, above, links_followed)
     try:
