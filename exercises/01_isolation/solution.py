@@ -13,6 +13,7 @@ from minidocker import kernel
 from minidocker.errors import MinidockerError
 from minidocker.kernel import (MNT_DETACH, MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_RDONLY,
                                MS_REC, MS_REMOUNT, MS_STRICTATIME)
+MAX_SYMLINKS = 40
 
 
 def pivot_into(root: str) -> None:
