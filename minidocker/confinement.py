@@ -18,9 +18,9 @@ takes, in this order:
     capsets        permitted = effective = the container's set; nothing inheritable or ambient
     no_new_privs   with --security-opt no-new-privileges
 
-(and launch.exec_command, the execve itself, first puts every signal back to
-its default action, with none blocked: Python ignores SIGPIPE and SIGXFSZ, and
-ignored signals survive execve.)
+(and launch.exec_command, the execve itself, first puts every ignored signal
+back to its default action, with none blocked: Python ignores SIGPIPE and
+SIGXFSZ, and ignored signals -- unlike handled ones -- survive execve.)
 
 The order matters: changing identity needs CAP_SETUID and CAP_SETGID, which
 the container's set may lack, so the capsets are cut after it; and the

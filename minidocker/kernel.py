@@ -308,22 +308,25 @@ def sethostname(name: str, why: str = "") -> None:
     trace.record(f"hostname {name}", why)
 
 
-def mknod(path: str, kind: str, major: int, minor: int, mode: int = 0o666, why: str = "") -> None:
-    """mknod(2): create a special file.
+def mknod(path: str, kind: str, major: int, minor: int, mode: int = 0o666, why: str = "",
+          dir_fd: int | None = None, shown: str | None = None) -> None:
+    """mknod(2): create a special file (mknodat(2) with `dir_fd`: `path` is relative to that directory).
 
     A device node is only a name plus a (major, minor) number pair; the
     driver behind it is the host kernel's, which is why /dev/null inside a
-    container is the very same device as outside.
+    container is the very same device as outside.  `shown` is the path the
+    trace and errors show (a `dir_fd` has no name of its own).
     """
     import stat
 
+    shown = shown or path
     type_bit = stat.S_IFCHR if kind == "c" else stat.S_IFBLK
     try:
-        os.mknod(path, type_bit | mode, os.makedev(major, minor))
-        os.chmod(path, mode)  # mknod's mode is filtered by the umask
+        os.mknod(path, type_bit | mode, os.makedev(major, minor), dir_fd=dir_fd)
+        os.chmod(path, mode, dir_fd=dir_fd)  # mknod's mode passed through the umask
     except OSError as e:
-        raise KernelError("mknod", e.errno, path) from None
-    trace.record(f"mknod -m {mode:o} {path} {kind} {major} {minor}", why)
+        raise KernelError("mknod", e.errno, shown) from None
+    trace.record(f"mknod -m {mode:o} {shown} {kind} {major} {minor}", why)
 
 
 def symlink(target: str, path: str, why: str = "") -> None:

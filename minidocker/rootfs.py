@@ -73,12 +73,7 @@ def open_inside(root: str, path: str, kind: str) -> int:
     component itself is never followed: a symlink there is replaced by an
     empty file (for "file"), or refused (for "dir").
     """
-    parent_path, _, name = path.strip("/").rpartition("/")
-    root_fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        parent = _directory_inside(root_fd, root, parent_path)
-    finally:
-        os.close(root_fd)
+    parent, name = _parent_inside(root, path)
     try:
         try:
             st = os.stat(name, dir_fd=parent, follow_symlinks=False)
@@ -100,6 +95,16 @@ def open_inside(root: str, path: str, kind: str) -> int:
         return kernel.openat2(parent, name, os.O_PATH | os.O_NOFOLLOW, kernel.RESOLVE_IN_ROOT)
     finally:
         os.close(parent)
+
+
+def _parent_inside(root: str, path: str) -> tuple[int, str]:
+    """(an O_PATH descriptor of `path`'s directory, resolved inside `root` and made if missing; its last name)."""
+    parent_path, _, name = path.strip("/").rpartition("/")
+    root_fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        return _directory_inside(root_fd, root, parent_path), name
+    finally:
+        os.close(root_fd)
 
 
 def _directory_inside(root_fd: int, root: str, path: str, links_followed: int = 0) -> int:
@@ -186,31 +191,25 @@ def mount_dev(root: str, can_mknod: bool, private_ipc: bool) -> None:
 def make_devices(root: str, devices: list, can_mknod: bool) -> None:
     """--device: each host device (cgroups/devices.HostDevice) gets its node at its path in the container.
 
-    The devices cgroup allows its number; the node only gives it a name there.
+    The devices cgroup allows its number; the node only gives it a name there.  The path is
+    resolved inside the root, as every path minidocker makes there (open_inside).
     """
     for device in devices:
-        target = f"{root}{os.path.normpath(device.path)}"
-        # Not yet pivoted: a symlink in the image (/x -> /etc) would lead out onto the host's tree.
-        for parent in _ancestors(target, root):
-            if os.path.islink(parent):
-                raise MinidockerError(f"--device {device.path}: {parent[len(root):]} is a symlink in the image")
-        kernel.mkdir(os.path.dirname(target))
-        if os.path.lexists(target):
-            os.unlink(target)  # (the image may have a node of that name already: the flag wins, as in Docker)
-        if can_mknod:
-            kernel.mknod(target, device.kind, device.major, device.minor, device.mode,
+        path = os.path.normpath(device.path).lstrip("/")
+        if not can_mknod:  # in a user namespace: bind the host's node, as for the defaults
+            _mount_inside(device.host_path, root, path, "file", None, MS_BIND,
+                          why=f"--device: bind the host's {device.host_path} (mknod is not allowed in a user namespace)")
+            continue
+        parent, name = _parent_inside(root, path)
+        try:
+            if os.path.lexists(f"/proc/self/fd/{parent}/{name}"):
+                os.unlink(name, dir_fd=parent)  # (the image may have a node of that name: the flag wins, as in Docker)
+            kernel.mknod(name, device.kind, device.major, device.minor, device.mode, dir_fd=parent,
+                         shown=f"{root}/{path}",
                          why=f"--device: {device.path} names the host's device {device.major}:{device.minor}")
-            os.chown(target, device.uid, device.gid)
-        else:  # in a user namespace: bind the host's node, as for the defaults
-            open(target, "w").close()
-            kernel.mount(device.host_path, target, None, MS_BIND,
-                         why=f"--device: bind the host's {device.host_path} (mknod is not allowed in a user namespace)")
-
-
-def _ancestors(path: str, root: str) -> list[str]:
-    """The directories from just below `root` down to `path`'s parent."""
-    parts = os.path.relpath(path, root).split("/")[:-1]
-    return [os.path.join(root, *parts[:i + 1]) for i in range(len(parts))]
+            os.chown(name, device.uid, device.gid, dir_fd=parent, follow_symlinks=False)
+        finally:
+            os.close(parent)
 
 
 def bind_etc_files(root: str, container_dir: str) -> None:

@@ -161,12 +161,12 @@ def test_the_v2_program_decides_open_on_this_kernel(tmp_path):
         pytest.skip("no cgroup2 mount on this host")
     nodes = {"null": ("c", 1, 3), "urandom": ("c", 1, 9), "kvm": ("c", 10, 232), "loop0": ("b", 7, 0)}
     for name, (kind, major, minor) in nodes.items():
-        os.mknod(tmp_path / name, (stat.S_IFCHR if kind == "c" else stat.S_IFBLK) | 0o666, os.makedev(major, minor))
+        os.mknod(tmp_path / name, (stat.S_IFCHR if kind == "c" else stat.S_IFBLK) | 0o600, os.makedev(major, minor))
     group = os.path.join(mount, f"minidocker-devtest-{uuid.uuid4().hex[:12]}")
     os.mkdir(group)
     try:
         qos_major, qos_minor = _numbers(QOS)
-        os.mknod(tmp_path / "qos", stat.S_IFCHR | 0o666, os.makedev(qos_major, qos_minor))
+        os.mknod(tmp_path / "qos", stat.S_IFCHR | 0o600, os.makedev(qos_major, qos_minor))
         v2.set_devices(group, devices.DEFAULT_RULES + [devices.Rule("c", qos_major, qos_minor, "r")])
         script = ("import os, sys\n"
                   f"open({group + '/cgroup.procs'!r}, 'w').write(str(os.getpid()))\n"
